@@ -1,0 +1,28 @@
+"""Registered CNN architectures.
+
+Importing this package registers every family module below; add a new family by writing
+a module and importing it here.
+"""
+
+from . import convnet, lenet  # noqa: F401  (imported for their registrations)
+from .registry import (
+    ArchSpec,
+    UnknownArchitectureError,
+    build_model,
+    get_spec,
+    list_models,
+    register_model,
+    resolve,
+    unregister_model,
+)
+
+__all__ = [
+    "ArchSpec",
+    "UnknownArchitectureError",
+    "build_model",
+    "get_spec",
+    "list_models",
+    "register_model",
+    "resolve",
+    "unregister_model",
+]

@@ -1,0 +1,72 @@
+"""LeNet-style networks: two convolution + max-pool stages, then a three-layer MLP.
+
+One shared class, tiny registered variants (timm's ``vgg.py`` pattern).  The variants
+differ only in first-kernel size, padding and widths, which is what the PyTorch MNIST
+tutorials that use them differ in.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ._shapes import flat_features
+from .registry import register_model
+
+
+class LeNet(nn.Module):
+    """conv(k1) -> ReLU -> max-pool -> conv(k2) -> ReLU -> max-pool -> FC -> FC -> FC."""
+
+    def __init__(
+        self,
+        *,
+        in_channels: int,
+        num_classes: int,
+        image_size: int,
+        channels: tuple[int, int],
+        kernels: tuple[int, int],
+        padding: tuple[int, int] = (0, 0),
+        hidden: tuple[int, int] = (120, 84),
+    ) -> None:
+        super().__init__()
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, kernels[0], padding=padding[0]),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, kernels[1], padding=padding[1]),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        n = flat_features(self.features, in_channels, image_size)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(n, hidden[0]),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden[0], hidden[1]),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden[1], num_classes),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@register_model(
+    "lenet",
+    family="lenet",
+    description="LeNet with a 3x3 first conv: 6 and 16 channels, max-pool, FC 256-120-84",
+    tags=("seed", "baseline"),
+)
+def lenet(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
+    """The tutorial LeNet: conv 1->6 3x3, conv 6->16 5x5, each with ReLU and 2x2 max-pool.
+
+    On 28x28 input the maps shrink 26, 13, 9, 4, giving 16*4*4 = 256 features.  It is the
+    reference point most comparisons in cnnbench are read against.
+    """
+    return LeNet(
+        in_channels=in_channels,
+        num_classes=num_classes,
+        image_size=image_size,
+        channels=(6, 16),
+        kernels=(3, 5),
+    )

@@ -1,0 +1,147 @@
+"""The architecture registry: one decorator, one lookup.
+
+Modelled on torchvision's ``models/_api.py`` (a decorator registers a builder under a
+unique name) and timm's listing (glob and tag filters).  ``bench`` only ever talks to
+this module; it never imports a model class directly.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import inspect
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from torch import nn
+
+Builder = Callable[..., nn.Module]
+
+
+class UnknownArchitectureError(KeyError):
+    """Raised for a name, glob or tag that matches nothing in the registry."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want plain text
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """Everything the harness knows about one registered architecture."""
+
+    name: str
+    builder: Builder
+    family: str
+    description: str
+    tags: frozenset[str] = frozenset()
+    # Machine-readable factor levels (e.g. {"conv": "dilated", "downsample": "max"}) so the
+    # report can estimate each factor's effect without parsing names.
+    factors: Mapping[str, str] = field(default_factory=dict)
+
+    def build(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
+        return self.builder(in_channels=in_channels, num_classes=num_classes, image_size=image_size)
+
+    @property
+    def digest(self) -> str:
+        """Digest of the source that defines this network (its family module).
+
+        Part of a run's identity: editing a network's definition must invalidate cached
+        results, even when its name stays the same.
+        """
+        module = sys.modules[self.builder.__module__]
+        source = inspect.getsource(module)
+        return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+_REGISTRY: dict[str, ArchSpec] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    family: str,
+    description: str,
+    tags: Iterable[str] = (),
+    factors: Mapping[str, str] | None = None,
+) -> Callable[[Builder], Builder]:
+    """Register ``builder`` under ``name``; a name can be registered only once."""
+
+    if name != name.lower() or not name or any(c.isspace() for c in name):
+        raise ValueError(f"architecture names are lowercase with no spaces, got {name!r}")
+
+    def decorator(builder: Builder) -> Builder:
+        if name in _REGISTRY:
+            existing = _REGISTRY[name].builder
+            raise ValueError(
+                f"architecture {name!r} is already registered by "
+                f"{existing.__module__}.{existing.__qualname__}"
+            )
+        _REGISTRY[name] = ArchSpec(
+            name=name,
+            builder=builder,
+            family=family,
+            description=description,
+            tags=frozenset(tags),
+            factors=MappingProxyType(dict(factors or {})),
+        )
+        return builder
+
+    return decorator
+
+
+def unregister_model(name: str) -> None:
+    """Remove ``name`` (for tests that register throw-away networks)."""
+    _REGISTRY.pop(name, None)
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> ArchSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownArchitectureError(
+            f"unknown architecture {name!r}; known: {', '.join(list_models())}"
+        ) from None
+
+
+def build_model(name: str, **kwargs: int) -> nn.Module:
+    return get_spec(name).build(**kwargs)
+
+
+def resolve(selector: str | Iterable[str]) -> list[str]:
+    """Expand a selector into registered names, in first-seen order, without repeats.
+
+    A selector is a comma list whose items are exact names, globs (``ablate-*``) or tags
+    (``tag:ablation``).  An item that matches nothing is an error naming the known names.
+    """
+    items = selector.split(",") if isinstance(selector, str) else list(selector)
+    names: list[str] = []
+    for raw in items:
+        item = raw.strip()
+        if not item:
+            continue
+        if item.startswith("tag:"):
+            tag = item[4:]
+            matched = [n for n in list_models() if tag in _REGISTRY[n].tags]
+            if not matched:
+                known = sorted({t for s in _REGISTRY.values() for t in s.tags})
+                raise UnknownArchitectureError(
+                    f"no architecture has tag {tag!r}; known tags: {', '.join(known)}"
+                )
+        elif any(c in item for c in "*?["):
+            matched = fnmatch.filter(list_models(), item)
+            if not matched:
+                raise UnknownArchitectureError(
+                    f"no architecture matches {item!r}; known: {', '.join(list_models())}"
+                )
+        else:
+            matched = [get_spec(item).name]
+        names.extend(n for n in matched if n not in names)
+    if not names:
+        raise UnknownArchitectureError("no architecture selected")
+    return names

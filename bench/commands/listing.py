@@ -1,0 +1,54 @@
+"""``python -m bench list``: the registered architectures and what they cost."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from architectures import UnknownArchitectureError, get_spec, list_models, resolve
+
+from ..errors import BenchError
+from ..flops import arch_cost
+
+NAME = "list"
+DESCRIPTION = "List the registered architectures: family, tags, parameters, training FLOPs per image."
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("selector", nargs="?", default=None,
+                   help="only these: names, globs (ablate-*) or tags (tag:ablation); default all")
+
+
+def architecture_rows(names: list[str]) -> list[dict[str, object]]:
+    rows = []
+    for name in names:
+        spec = get_spec(name)
+        params, flops = arch_cost(name)
+        rows.append({
+            "name": name, "family": spec.family, "tags": ",".join(sorted(spec.tags)),
+            "params": params, "train_mflops": flops / 1e6, "description": spec.description,
+        })
+    return rows
+
+
+def main(args: argparse.Namespace, console: Console) -> int:
+    try:
+        names = resolve(args.selector) if args.selector else list_models()
+    except UnknownArchitectureError as exc:
+        raise BenchError(str(exc)) from None
+    table = Table(title="cnnbench architectures (28x28x1 input, 10 classes)", title_justify="left")
+    table.add_column("name", style="bold")
+    table.add_column("family")
+    table.add_column("tags")
+    table.add_column("params", justify="right")
+    table.add_column("train MFLOP/img", justify="right")
+    table.add_column("description")
+    for row in architecture_rows(names):
+        table.add_row(row["name"], row["family"], row["tags"], f"{row['params']:,}",
+                      f"{row['train_mflops']:.2f}", row["description"])
+    if not console.is_terminal:
+        console.width = max(console.width, 200)  # a pipe gets the whole table, unwrapped
+    console.print(table)
+    return 0

@@ -1,0 +1,78 @@
+"""``python -m bench predict``: classify image files with a finished run's weights."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from rich.console import Console
+
+from architectures import build_model
+
+from ..errors import BenchError
+from ..storage import load_weights, read_invocation, read_tables
+
+NAME = "predict"
+DESCRIPTION = "Predict the class of image files (PNG/JPEG) with the weights a run was tested with."
+TOP_K = 3
+# Mean brightness above which an image counts as dark-on-light (a photo of ink on paper)
+# and is inverted to MNIST's light-on-dark.
+LIGHT_BACKGROUND = 127
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run_dir", help="an output directory of `python -m bench`")
+    p.add_argument("--arch", required=True, help="architecture whose weights to use")
+    p.add_argument("--seed", type=int, default=None, help="which seed's run (default: the lowest)")
+    p.add_argument("--dataset", default=None, help="which dataset's run, when the grid had several")
+    p.add_argument("images", nargs="+", help="image files")
+
+
+def preprocess(path: Path, size: int, mean: float, std: float) -> torch.Tensor:
+    """Grayscale, resize, invert light backgrounds, normalize as in training: (1,1,H,W)."""
+    try:
+        with Image.open(path) as img:
+            gray = img.convert("L").resize((size, size), Image.Resampling.BILINEAR)
+    except FileNotFoundError:
+        raise BenchError(f"image {path} not found") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise BenchError(f"cannot read image {path}: {exc}") from None
+    pixels = np.asarray(gray, dtype=np.float32)
+    if pixels.mean() > LIGHT_BACKGROUND:
+        pixels = 255.0 - pixels
+    x = torch.from_numpy(pixels / 255.0)
+    return ((x - mean) / std).reshape(1, 1, size, size)
+
+
+def main(args: argparse.Namespace, console: Console) -> int:
+    out = Path(args.run_dir)
+    runs = read_tables(out)["runs.csv"]
+    invocation = read_invocation(out)
+    chosen = runs[(runs["arch"] == args.arch) & (runs["status"] == "ok")]
+    if args.dataset is not None:
+        chosen = chosen[chosen["dataset"] == args.dataset]
+    if args.seed is not None:
+        chosen = chosen[chosen["seed"] == args.seed]
+    if chosen.empty:
+        have = ", ".join(f"{a} seed {s}" for a, s in runs[["arch", "seed"]].itertuples(index=False))
+        raise BenchError(f"no finished run of {args.arch}"
+                         f"{'' if args.seed is None else f' seed {args.seed}'} in {out}; it has: {have}")
+    row = chosen.sort_values("seed").iloc[0]
+    info = invocation["datasets"][row["dataset"]]
+    classes, size = info["classes"], int(info["image_size"])
+    model = build_model(args.arch, in_channels=1, num_classes=len(classes), image_size=size)
+    model.load_state_dict(load_weights(out, row["run_id"]))
+    model.eval()
+    console.print(f"{args.arch} seed {row['seed']} on {row['dataset']} "
+                  f"(test acc {row['test_acc']:.4f}, {row['tested_weights']} weights)")
+    with torch.inference_mode():
+        for name in args.images:
+            x = preprocess(Path(name), size, info["pixel_mean"], info["pixel_std"])
+            probs = model(x).softmax(1)[0]
+            top = probs.topk(min(TOP_K, len(classes)))
+            ranked = ", ".join(f"{classes[i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
+            console.print(f"{name}: {classes[int(top.indices[0])]}  ({ranked})", soft_wrap=True)
+    return 0

@@ -1,0 +1,296 @@
+"""The default command: train a grid of architectures x datasets x seeds."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from rich.console import Console
+
+from architectures import UnknownArchitectureError, get_spec, resolve
+
+from ..config import DEFAULT_LR, DTYPES, LR_SCHEDULES, MEMORY_FORMATS, OPTIMIZERS, TEST_WEIGHTS, RunConfig
+from ..datasets import AUTO, DATA_ENV, DataSearch, Dataset, dataset_names, load_dataset, resolve_auto
+from ..devices import device_name, resolve_device
+from ..environment import environment, git_commit
+from ..errors import BenchError
+from ..executors import EXECUTORS, make_executor
+from ..progress import GridProgress
+from ..runner import run_grid
+from ..samples import save_samples
+from ..storage import prepare_output_dir, write_invocation
+from ..tasks import DataRequest, provide_dataset
+
+NAME = "run"
+DESCRIPTION = """Train every selected architecture on every selected dataset with every seed,
+store runs.csv, epochs.csv and confusion.csv in --out, and render the report.
+
+Re-running the same command into the same --out reuses every finished run."""
+
+DEFAULT_ARCHS = "tag:default"
+DEFAULT_SEEDS = 3
+DEFAULT_EPOCHS = 3
+EXIT_INTERRUPTED = 130
+EXIT_RUN_FAILED = 1
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, "a positive integer", lambda v: v > 0)
+
+
+def non_negative_int(text: str) -> int:
+    return _number(text, int, "a non-negative integer", lambda v: v >= 0)
+
+
+def positive_float(text: str) -> float:
+    return _number(text, float, "a positive number", lambda v: v > 0)
+
+
+def _number(text, kind, what, ok):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds):
+        raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    return seeds
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to compare")
+    g.add_argument("--archs", default=DEFAULT_ARCHS,
+                   help="architectures: comma list of names, globs (ablate-*) or tags (tag:seed); "
+                        "see `python -m bench list`")
+    g.add_argument("--dataset", default=AUTO,
+                   help=f"comma list of {', '.join([AUTO, *dataset_names()])}; auto = mnist when "
+                        "it can be found or downloaded, else the embedded digits")
+    seeds = g.add_mutually_exclusive_group()
+    seeds.add_argument("--seeds", type=positive_int, default=DEFAULT_SEEDS,
+                       help="number of seeds: runs use seeds 0..N-1")
+    seeds.add_argument("--seed-list", type=seed_list, default=None, help="explicit seeds, e.g. 1,2,3")
+
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS, help="epochs per run")
+    g.add_argument("--batch-size", type=positive_int, default=64, help="training batch size")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="optimizer")
+    g.add_argument("--lr", type=positive_float, default=None,
+                   help="learning rate (default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_LR.items()) + ")")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    g.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay")
+    g.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="none", help="learning-rate schedule")
+    g.add_argument("--lr-step", type=positive_int, default=1, help="epochs between decays (step schedule)")
+    g.add_argument("--lr-gamma", type=float, default=0.7, help="decay factor (step schedule)")
+    g.add_argument("--val-fraction", type=float, default=0.1,
+                   help="stratified share of the training set held out for validation (0 allowed)")
+    g.add_argument("--test-weights", choices=TEST_WEIGHTS, default=None,
+                   help="weights evaluated on the test set (default: best-val, or last with --val-fraction 0)")
+
+    g = p.add_argument_group("where and how")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--dtype", choices=DTYPES, default="float32",
+                   help="float32, or bf16 autocast (lossy; recorded with the results)")
+    g.add_argument("--tf32", action="store_true", help="allow TF32 matmuls on CUDA (lossy; recorded)")
+    g.add_argument("--memory-format", choices=MEMORY_FORMATS, default="auto",
+                   help="activation memory format; auto picks per architecture and device by a fixed rule")
+    g.add_argument("--compile", action="store_true", help="torch.compile each model (slower start)")
+    g.add_argument("--workers", type=positive_int, default=None,
+                   help="parallel worker processes (default: one per CPU core on CPU, one per GPU on CUDA)")
+    g.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="local processes, or a Ray cluster (pip install 'cnnbench[ray]')")
+
+    g = p.add_argument_group("files")
+    g.add_argument("--out", default=None, help="output directory (default: reports/<dataset>)")
+    g.add_argument("--data-dir", default=None,
+                   help=f"root holding mnist/ and fashion-mnist/ (also ${DATA_ENV}; then the user cache)")
+    g.add_argument("--no-download", action="store_true", help="never try to download a missing dataset")
+    g.add_argument("--force", action="store_true", help="retrain runs that are already finished in --out")
+    g.add_argument("--no-report", action="store_true", help="write the tables but do not render the report")
+
+
+def build_configs(args: argparse.Namespace, datasets: list[str], device: str) -> list[RunConfig]:
+    try:
+        archs = resolve(args.archs)
+    except UnknownArchitectureError as exc:
+        raise BenchError(str(exc)) from None
+    seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
+    test_weights = args.test_weights or ("last" if args.val_fraction == 0 else "best-val")
+    base = RunConfig(
+        arch=archs[0], dataset=datasets[0], seed=seeds[0], epochs=args.epochs,
+        batch_size=args.batch_size, optimizer=args.optimizer,
+        lr=args.lr if args.lr is not None else DEFAULT_LR[args.optimizer],
+        momentum=args.momentum, weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
+        lr_step=args.lr_step, lr_gamma=args.lr_gamma, val_fraction=args.val_fraction,
+        test_weights=test_weights, device=device, dtype=args.dtype, tf32=args.tf32,
+        memory_format=args.memory_format, compile=args.compile,
+        deterministic=getattr(args, "deterministic", False),
+    )
+    return [base.replace(arch=a, dataset=d, seed=s) for d in datasets for a in archs for s in seeds]
+
+
+def load_datasets(args: argparse.Namespace, console: Console) -> tuple[list[Dataset], dict[str, str]]:
+    """Resolve --dataset (including auto) and load each dataset once in the driver."""
+    search = DataSearch.from_cli(args.data_dir, download=not args.no_download)
+    names = [n.strip() for n in args.dataset.split(",") if n.strip()]
+    if not names:
+        raise BenchError("--dataset is empty")
+    loaded: list[Dataset] = []
+    fallbacks: dict[str, str] = {}
+    for name in names:
+        if name == AUTO:
+            dataset, reason = resolve_auto(search)
+            if reason:
+                fallbacks[dataset.name] = reason
+                console.print(
+                    f"[bold yellow]WARNING: MNIST is not available, so this benchmark uses the small "
+                    f"embedded 'digits' dataset instead.[/] {reason}", soft_wrap=True)
+        else:
+            dataset = load_dataset(name, search)
+        if all(d.name != dataset.name for d in loaded):
+            loaded.append(dataset)
+    return loaded, fallbacks
+
+
+def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: Path) -> str:
+    """The explicit command that reruns this grid, with every resolved default spelled out."""
+    base = configs[0]
+    archs = list(dict.fromkeys(c.arch for c in configs))
+    datasets = list(dict.fromkeys(c.dataset for c in configs))
+    seeds = list(dict.fromkeys(c.seed for c in configs))
+    parts = ["python", "-m", "bench", "--archs", ",".join(archs), "--dataset", ",".join(datasets),
+             "--seed-list", ",".join(map(str, seeds)), "--epochs", str(base.epochs),
+             "--batch-size", str(base.batch_size), "--optimizer", base.optimizer, "--lr", repr(base.lr),
+             "--val-fraction", repr(base.val_fraction), "--test-weights", base.test_weights,
+             "--device", base.device, "--out", str(out)]
+    if base.optimizer == "sgd":
+        parts += ["--momentum", repr(base.momentum)]
+    if base.weight_decay:
+        parts += ["--weight-decay", repr(base.weight_decay)]
+    if base.lr_schedule != "none":
+        parts += ["--lr-schedule", base.lr_schedule, "--lr-step", str(base.lr_step), "--lr-gamma", repr(base.lr_gamma)]
+    if base.dtype != "float32":
+        parts += ["--dtype", base.dtype]
+    if base.memory_format != "auto":
+        parts += ["--memory-format", base.memory_format]
+    for flag in ("tf32", "compile", "deterministic"):
+        if getattr(base, flag):
+            parts.append(f"--{flag}")
+    if args.data_dir:
+        parts += ["--data-dir", args.data_dir]
+    return shlex.join(parts)
+
+
+def main(args: argparse.Namespace, console: Console) -> int:
+    started_at = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    device = resolve_device(args.device)
+    # Validate options before the (slow) data loading, so a typo fails in a blink.
+    build_configs(args, ["digits"], device)
+    datasets, fallbacks = load_datasets(args, console)
+    configs = build_configs(args, [d.name for d in datasets], device)
+    out = Path(args.out) if args.out else Path("reports") / "-".join(d.name for d in datasets)
+    prepare_output_dir(out)
+    executor = make_executor(args.executor, workers=args.workers, device=device)
+    for dataset in datasets:
+        provide_dataset(dataset)  # the in-process executor reuses the driver's copy
+        save_samples(out, dataset)
+
+    console.print(
+        f"cnnbench: {len({c.arch for c in configs})} architectures x {len(datasets)} dataset(s) x "
+        f"{len({c.seed for c in configs})} seeds = {len(configs)} runs of {configs[0].epochs} epochs "
+        f"on {device} ({device_name(device)}), output in {out}", soft_wrap=True)
+
+    state: dict[str, GridProgress] = {}
+
+    def on_start(total: int, reused: int) -> None:
+        if reused:
+            console.print(f"reusing {reused} finished run(s) from {out} (use --force to retrain)")
+        state["progress"] = GridProgress(console, total, reused).__enter__()
+
+    try:
+        outcome = run_grid(
+            configs, out, executor, DataRequest(args.data_dir, download=False), force=args.force,
+            on_start=on_start,
+            on_epoch=lambda cfg, rec: state["progress"].on_epoch(cfg, rec),
+            on_run=lambda rec: state["progress"].on_run(rec),
+        )
+    finally:
+        if "progress" in state:
+            state["progress"].__exit__(None, None, None)
+
+    invocation = {
+        "command": "python -m bench " + shlex.join(getattr(args, "argv", []) or []),
+        "reproduce": reproduce_command(args, configs, out),
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_seconds": time.perf_counter() - t0,
+        "grid": {
+            "archs": list(dict.fromkeys(c.arch for c in configs)),
+            "datasets": [d.name for d in datasets],
+            "seeds": list(dict.fromkeys(c.seed for c in configs)),
+        },
+        "base_config": {k: v for k, v in configs[0].to_dict().items() if k not in ("arch", "dataset", "seed")},
+        "datasets": {
+            d.name: {
+                "classes": list(d.classes),
+                "source": d.source,
+                "fallback_reason": fallbacks.get(d.name),
+                "train_size": len(d.train),
+                "test_size": len(d.test),
+                "image_size": d.image_size,
+                "pixel_mean": d.pixel_stats()[0],
+                "pixel_std": d.pixel_stats()[1],
+            }
+            for d in datasets
+        },
+        "run_ids": [c.run_id() for c in configs],
+        "finished_runs": len(outcome.records),
+        "reused_runs": outcome.reused,
+        "trained_runs": outcome.trained,
+        "interrupted": outcome.interrupted is not None,
+        "environment": {**environment(device), "cpu_threads": torch.get_num_threads()},
+        **executor.describe(),
+        "arch_info": {a: {"family": get_spec(a).family, "description": get_spec(a).description,
+                          "factors": dict(get_spec(a).factors), "tags": sorted(get_spec(a).tags)}
+                      for a in dict.fromkeys(c.arch for c in configs)},
+        "git_commit": git_commit(),
+    }
+    write_invocation(out, invocation)
+
+    if outcome.interrupted is not None:
+        console.print(
+            f"interrupted by {outcome.interrupted}: kept {len(outcome.records)} of {len(configs)} finished "
+            f"run(s) in {out}; run the same command again to resume", soft_wrap=True)
+        return EXIT_INTERRUPTED
+
+    console.print(
+        f"{len(outcome.records)} runs ({outcome.reused} reused, {outcome.trained} trained) in "
+        f"{outcome.wall_seconds:.1f} s; tables in {out}", soft_wrap=True)
+    if not args.no_report:
+        render_after_run(out, console)
+    for record in outcome.failed:
+        console.print(f"[red]failed:[/] {record.config.arch} seed {record.config.seed}: {record.error}",
+                      soft_wrap=True)
+    return EXIT_RUN_FAILED if outcome.failed else 0
+
+
+def render_after_run(out: Path, console: Console) -> None:
+    """Render the report from the stored tables (the report reads files, never memory)."""
+    from ..report import render_report
+
+    path = render_report(out)
+    console.print(f"report: {path}")

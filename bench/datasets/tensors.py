@@ -1,0 +1,106 @@
+"""The in-memory form of a dataset: uint8 image tensors and int64 labels, nothing else.
+
+Keeping each split as one tensor (N, 1, H, W) lets training slice batches by index on the
+target device and normalize them there, instead of running per-sample PIL transforms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from ..errors import BenchError
+
+
+@dataclass(frozen=True)
+class Split:
+    images: torch.Tensor  # uint8, (N, 1, H, W)
+    labels: torch.Tensor  # int64, (N,)
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"images must be uint8 (N,1,H,W), got {self.images.dtype} {tuple(self.images.shape)}")
+        if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
+            raise ValueError("labels must be int64 with one entry per image")
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, index: torch.Tensor | np.ndarray) -> Split:
+        index = torch.as_tensor(index, dtype=torch.int64)
+        return Split(self.images[index], self.labels[index])
+
+    def to(self, device: torch.device | str) -> Split:
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    classes: tuple[str, ...]
+    train: Split
+    test: Split
+    source: str  # where it was read from, for the results and the report header
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.images.shape[-1])
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def pixel_stats(self) -> tuple[float, float]:
+        """Mean and std of training pixels in [0, 1] (MNIST: 0.1307, 0.3081)."""
+        x = self.train.images.to(torch.float64) / 255.0
+        return float(x.mean()), float(x.std())
+
+
+def from_numpy(
+    name: str, classes: tuple[str, ...], source: str,
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
+) -> Dataset:
+    """Build a Dataset from (N, H, W) uint8 arrays and label arrays, checking they agree."""
+    for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
+        if len(x) != len(y):
+            raise BenchError(
+                f"{name} {split} split has {len(x)} images but {len(y)} labels ({source}); "
+                "the image and label files do not belong together"
+            )
+        if len(y) and (y.min() < 0 or y.max() >= len(classes)):
+            raise BenchError(f"{name} {split} labels outside 0..{len(classes) - 1} ({source})")
+    return Dataset(
+        name=name,
+        classes=classes,
+        train=_split(train_x, train_y),
+        test=_split(test_x, test_y),
+        source=source,
+    )
+
+
+def _split(x: np.ndarray, y: np.ndarray) -> Split:
+    # A copy: the IDX reader hands out read-only views of the file buffer.
+    images = torch.from_numpy(np.array(x, dtype=np.uint8, copy=True)).unsqueeze(1)
+    return Split(images, torch.from_numpy(np.asarray(y, dtype=np.int64)))
+
+
+def validation_split(train: Split, fraction: float, seed: int = 0) -> tuple[Split, Split | None]:
+    """Hold out a fixed, seeded, stratified ``fraction`` of ``train`` for validation.
+
+    The seed is fixed (not the run's seed) so every run of a grid validates on the same
+    images: validation curves then compare architectures, not validation sets.
+    """
+    if fraction == 0:
+        return train, None
+    index = np.arange(len(train))
+    keep, held = train_test_split(
+        index, test_size=fraction, random_state=seed, stratify=train.labels.numpy()
+    )
+    return train.subset(np.sort(keep)), train.subset(np.sort(held))

@@ -1,0 +1,13 @@
+"""User-facing errors: the CLI prints their message as one line and exits non-zero."""
+
+
+class BenchError(Exception):
+    """A problem the user can fix (bad option, missing data, unwritable directory).
+
+    Raised anywhere in ``bench``; caught once in the CLI, which prints ``error: <message>``
+    and exits with status 2.  Never used for bugs: those should keep their traceback.
+    """
+
+
+class DatasetNotFoundError(BenchError):
+    """A dataset's files are nowhere to be found (as opposed to found but corrupt)."""

@@ -1,0 +1,26 @@
+"""The executor interface."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+
+from ..config import RunConfig
+from ..records import RunRecord
+from ..tasks import RunTask
+
+EpochEvent = Callable[[RunConfig, dict[str, float]], None]
+
+
+class Executor(ABC):
+    """Runs tasks and yields each task's record as soon as it finishes (any order)."""
+
+    name: str = "executor"
+
+    @abstractmethod
+    def run(self, tasks: Sequence[RunTask], on_epoch: EpochEvent | None = None) -> Iterator[RunRecord]:
+        """Yield one record per task.  Closing the iterator early cancels what is left."""
+
+    def describe(self) -> dict[str, object]:
+        """What to record in config.json about how the grid was executed."""
+        return {"executor": self.name}

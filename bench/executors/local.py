@@ -1,0 +1,133 @@
+"""The local executor: this process, or ``workers`` processes on this machine.
+
+Small CNNs on a CPU scale better across processes with one thread each than across the
+threads of one process (measured here: 1.3-1.5x on 2 cores), so on CPU the default is
+one worker per core.  On CUDA each worker is pinned to its own GPU.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+import torch
+
+from ..errors import BenchError
+from ..records import RunRecord
+from ..tasks import RunTask, execute
+from .base import EpochEvent, Executor
+
+_EVENTS: queue.Queue | None = None  # set in each worker process by _init_worker
+
+
+def default_workers(device: str) -> int:
+    if device.startswith("cuda"):
+        return torch.cuda.device_count() if device == "cuda" else 1
+    return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(self, workers: int | None = None, device: str = "cpu") -> None:
+        if workers is not None and workers < 1:
+            raise BenchError(f"--workers must be a positive integer, got {workers}")
+        self.device = device
+        self.workers = workers or default_workers(device)
+        if device == "cuda" and self.workers > max(torch.cuda.device_count(), 1):
+            raise BenchError(
+                f"--workers {self.workers} with --device cuda: this machine has "
+                f"{torch.cuda.device_count()} GPU(s), one worker per GPU"
+            )
+
+    def describe(self) -> dict[str, object]:
+        return {"executor": self.name, "workers": self.workers,
+                "threads_per_worker": threads_per_worker(self.workers) if self.workers > 1
+                else torch.get_num_threads()}
+
+    def run(self, tasks: Sequence[RunTask], on_epoch: EpochEvent | None = None) -> Iterator[RunRecord]:
+        if self.workers == 1:
+            for task in tasks:
+                yield execute(task, on_epoch)
+            return
+        yield from self._run_pool(tasks, on_epoch)
+
+    def _run_pool(self, tasks: Sequence[RunTask], on_epoch: EpochEvent | None) -> Iterator[RunRecord]:
+        ctx = mp.get_context("spawn")  # fork after torch has started threads is unsafe
+        events = ctx.Queue()
+        slots = ctx.Queue()
+        pinned = self.device == "cuda" and torch.cuda.device_count() > 1
+        for slot in range(self.workers):
+            slots.put(slot)
+        pool = ProcessPoolExecutor(
+            max_workers=min(self.workers, len(tasks)),
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(events, slots, threads_per_worker(self.workers), pinned),
+        )
+        pending: set[Future] = set()
+        completed = False
+        try:
+            pending = {pool.submit(_execute_in_worker, task) for task in tasks}
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(events, on_epoch)
+                for future in done:
+                    yield future.result()
+            _drain(events, on_epoch)
+            completed = True
+        finally:
+            if not completed:
+                # Interrupted or failed: do not wait for runs in flight to finish.
+                _terminate(pool)
+            pool.shutdown(wait=completed, cancel_futures=True)
+            events.close()
+            slots.close()
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    # ProcessPoolExecutor has no public terminate before Python 3.14.
+    for process in list(getattr(pool, "_processes", {}).values()):
+        if process.is_alive():
+            process.terminate()
+    for process in list(getattr(pool, "_processes", {}).values()):
+        process.join(timeout=5)
+
+
+def _drain(events, on_epoch: EpochEvent | None) -> None:
+    while True:
+        try:
+            cfg, record = events.get_nowait()
+        except queue.Empty:
+            return
+        if on_epoch is not None:
+            on_epoch(cfg, record)
+
+
+def _init_worker(events, slots, threads: int, pin_gpu: bool) -> None:
+    global _EVENTS
+    _EVENTS = events
+    slot = slots.get()
+    if pin_gpu:
+        # Before CUDA initialises in this process, so "cuda" means this worker's GPU.
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(slot)
+    torch.set_num_threads(threads)
+    # Ctrl-C goes to the whole process group; the driver handles it and shuts us down.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _execute_in_worker(task: RunTask) -> RunRecord:
+    def forward(cfg, record):
+        if _EVENTS is not None:
+            _EVENTS.put((cfg, record))
+
+    return execute(task, forward)

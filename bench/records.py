@@ -1,0 +1,183 @@
+"""A finished run as stored data, and its rows in the three tables.
+
+One ``RunRecord`` per run, keyed by run id.  Tables are always rebuilt from records, so
+the column names below are the contract with the report and with users (see README).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from architectures import get_spec
+
+from .config import RunConfig
+from .train import TrainOutcome
+
+RECORD_VERSION = 1
+
+STATUS_OK = "ok"
+STATUS_DIVERGED = "diverged"
+STATUS_FAILED = "failed"
+
+EPOCH_COLUMNS = [
+    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
+    "train_seconds", "eval_seconds", "train_images_per_s",
+]
+KEY_COLUMNS = ["run_id", "arch", "dataset", "seed"]
+
+
+@dataclass
+class RunRecord:
+    """Everything stored about one run, except its tensors (weights, misclassified)."""
+
+    run_id: str
+    config: RunConfig
+    status: str
+    error: str = ""
+    arch: dict[str, Any] = field(default_factory=dict)  # family, factors, digest, params, flops
+    summary: dict[str, Any] = field(default_factory=dict)
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    env: dict[str, Any] = field(default_factory=dict)
+    # Tensors travel with the record from a worker to the driver, which stores them in
+    # their own files; they are not part of the JSON.
+    state_dict: dict[str, torch.Tensor] | None = None
+    misclassified: dict[str, torch.Tensor] | None = None
+
+    # -- JSON ---------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": RECORD_VERSION,
+            "run_id": self.run_id,
+            "config": self.config.to_dict(),
+            "status": self.status,
+            "error": self.error,
+            "arch": self.arch,
+            "summary": self.summary,
+            "epochs": self.epochs,
+            "confusion": self.confusion,
+            "classes": self.classes,
+            "env": self.env,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        return cls(
+            run_id=data["run_id"],
+            config=RunConfig.from_dict(data["config"]),
+            status=data["status"],
+            error=data.get("error", ""),
+            arch=data.get("arch", {}),
+            summary=data.get("summary", {}),
+            epochs=data.get("epochs", []),
+            confusion=data.get("confusion", []),
+            classes=data.get("classes", []),
+            env=data.get("env", {}),
+        )
+
+    # -- table rows ---------------------------------------------------------------------
+    def keys(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "arch": self.config.arch,
+                "dataset": self.config.dataset, "seed": self.config.seed}
+
+    def runs_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"run_id": self.run_id}
+        row.update(self.config.to_dict())
+        row["status"] = self.status
+        row["error"] = self.error
+        row["family"] = self.arch.get("family", "")
+        for factor, level in sorted(self.arch.get("factors", {}).items()):
+            row[f"factor_{factor}"] = level
+        row["params"] = self.arch.get("params")
+        row["flops_per_image"] = self.arch.get("flops_per_image")
+        row["arch_digest"] = self.arch.get("digest", "")
+        row.update(self.summary)
+        matrix = np.asarray(self.confusion, dtype=np.int64)
+        if matrix.size:
+            totals = matrix.sum(1)
+            for i, acc in enumerate(np.divide(np.diag(matrix), totals, where=totals > 0,
+                                              out=np.full(len(totals), math.nan))):
+                row[f"class_acc_{i}"] = float(acc)
+        row.update(self.env)
+        return row
+
+    def epoch_rows(self) -> list[dict[str, Any]]:
+        return [{**self.keys(), **{c: e.get(c, math.nan) for c in EPOCH_COLUMNS}} for e in self.epochs]
+
+    def confusion_rows(self) -> list[dict[str, Any]]:
+        keys = self.keys()
+        return [
+            {**keys, "true": t, "predicted": p, "count": int(c)}
+            for t, row in enumerate(self.confusion)
+            for p, c in enumerate(row)
+        ]
+
+
+def arch_info(cfg: RunConfig, params: int | None = None, flops: int | None = None) -> dict[str, Any]:
+    spec = get_spec(cfg.arch)
+    return {
+        "family": spec.family,
+        "factors": dict(spec.factors),
+        "tags": sorted(spec.tags),
+        "digest": spec.digest,
+        "params": params,
+        "flops_per_image": flops,
+    }
+
+
+def record_from_outcome(
+    cfg: RunConfig, outcome: TrainOutcome, classes: tuple[str, ...], env: dict[str, Any]
+) -> RunRecord:
+    epochs = outcome.epochs
+    train_seconds = [e["train_seconds"] for e in epochs]
+    total_images = sum(e["train_seconds"] * e["train_images_per_s"] for e in epochs)
+    last = epochs[-1] if epochs else {}
+    best = epochs[outcome.best_epoch - 1] if outcome.best_epoch else {}
+    summary = {
+        "tested_weights": outcome.tested_weights,
+        "best_epoch": outcome.best_epoch,
+        "best_val_acc": best.get("val_acc", math.nan),
+        "best_val_loss": best.get("val_loss", math.nan),
+        "final_train_loss": last.get("train_loss", math.nan),
+        "final_train_acc": last.get("train_acc", math.nan),
+        "final_val_loss": last.get("val_loss", math.nan),
+        "final_val_acc": last.get("val_acc", math.nan),
+        "test_loss": outcome.test.loss if outcome.test else math.nan,
+        "test_acc": outcome.test.accuracy if outcome.test else math.nan,
+        "diverged_epoch": outcome.diverged_epoch,
+        "epochs_run": len(epochs),
+        "total_seconds": outcome.total_seconds,
+        "train_seconds": sum(train_seconds),
+        "mean_epoch_seconds": float(np.mean(train_seconds)) if train_seconds else math.nan,
+        "train_images_per_s": total_images / sum(train_seconds) if train_seconds else math.nan,
+        "memory_format": outcome.memory_format,
+    }
+    error = f"loss became non-finite in epoch {outcome.diverged_epoch}" if outcome.status == STATUS_DIVERGED else ""
+    return RunRecord(
+        run_id=cfg.run_id(),
+        config=cfg,
+        status=outcome.status,
+        error=error,
+        arch=arch_info(cfg, outcome.params, outcome.flops_per_image),
+        summary=summary,
+        epochs=epochs,
+        confusion=outcome.test.confusion.tolist() if outcome.test else [],
+        classes=list(classes),
+        env=env,
+        state_dict=outcome.state_dict,
+        misclassified=outcome.misclassified,
+    )
+
+
+def failed_record(cfg: RunConfig, error: str, env: dict[str, Any] | None = None) -> RunRecord:
+    """The record of a run that could not finish (out of memory, a crash in a worker)."""
+    return RunRecord(
+        run_id=cfg.run_id(), config=cfg, status=STATUS_FAILED, error=error,
+        arch=arch_info(cfg), env=env or {},
+    )

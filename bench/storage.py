@@ -1,0 +1,189 @@
+"""Everything cnnbench writes to an output directory, written atomically.
+
+Layout of an output directory::
+
+    config.json              the invocation: grid, dataset, environment, timings
+    runs.csv epochs.csv confusion.csv
+                             tables rebuilt from the records of this invocation's grid
+    samples-<dataset>.pt     a few training images and a fixed test image, for the report
+    runs/<run_id>/record.json        one finished run (its presence means "finished")
+    runs/<run_id>/weights.pt         the state_dict the run was tested with
+    runs/<run_id>/misclassified.pt   its most confidently wrong test images
+    report.html figures/*.png
+
+A file is written to a temporary name in its own directory, flushed and fsynced, then
+renamed over the target: a crash leaves the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from .errors import BenchError
+from .records import RunRecord
+
+RUNS_DIR = "runs"
+RECORD_FILE = "record.json"
+WEIGHTS_FILE = "weights.pt"
+MISCLASSIFIED_FILE = "misclassified.pt"
+INVOCATION_FILE = "config.json"
+TABLES = ("runs.csv", "epochs.csv", "confusion.csv")
+TMP_PREFIX = ".tmp-"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from others
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # Includes KeyboardInterrupt: never leave a temporary file behind.
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=True) + "\n")
+
+
+def atomic_torch_save(path: Path, obj: Any) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def prepare_output_dir(out: Path) -> Path:
+    """Create ``out`` (and its runs/ folder) or explain in one line why it cannot be."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise BenchError(f"output path {out} exists and is not a directory")
+    try:
+        (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BenchError(f"cannot create output directory {out}: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK) or not os.access(out / RUNS_DIR, os.W_OK):
+        raise BenchError(f"output directory {out} is not writable")
+    return out
+
+
+def run_dir(out: Path, run_id: str) -> Path:
+    return Path(out) / RUNS_DIR / run_id
+
+
+def save_record(out: Path, record: RunRecord) -> None:
+    """Store one finished run: tensors first, the record last (it marks completion)."""
+    folder = run_dir(out, record.run_id)
+    if record.state_dict is not None:
+        atomic_torch_save(folder / WEIGHTS_FILE, record.state_dict)
+    if record.misclassified is not None:
+        atomic_torch_save(folder / MISCLASSIFIED_FILE, record.misclassified)
+    atomic_write_json(folder / RECORD_FILE, record.to_json())
+
+
+def load_record(out: Path, run_id: str) -> RunRecord | None:
+    """The stored record of ``run_id``, or None if that run has not finished."""
+    path = run_dir(out, run_id) / RECORD_FILE
+    try:
+        return RunRecord.from_json(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None  # unreadable: treat as not finished, it will be retrained
+
+
+def load_weights(out: Path, run_id: str) -> dict[str, torch.Tensor]:
+    path = run_dir(out, run_id) / WEIGHTS_FILE
+    if not path.is_file():
+        raise BenchError(f"no saved weights for run {run_id} in {path.parent}")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_misclassified(out: Path, run_id: str) -> dict[str, torch.Tensor] | None:
+    path = run_dir(out, run_id) / MISCLASSIFIED_FILE
+    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+
+
+def tables_from_records(records: Iterable[RunRecord]) -> dict[str, pd.DataFrame]:
+    records = list(records)
+    runs = pd.DataFrame([r.runs_row() for r in records])
+    epochs = pd.DataFrame([row for r in records for row in r.epoch_rows()])
+    confusion = pd.DataFrame([row for r in records for row in r.confusion_rows()])
+    return {"runs.csv": runs, "epochs.csv": epochs, "confusion.csv": confusion}
+
+
+def write_tables(out: Path, records: Iterable[RunRecord]) -> dict[str, pd.DataFrame]:
+    tables = tables_from_records(records)
+    for name, frame in tables.items():
+        atomic_write_text(Path(out) / name, frame.to_csv(index=False))
+    return tables
+
+
+def read_tables(out: Path) -> dict[str, pd.DataFrame]:
+    """Read the three tables back; a missing or unparsable one is a one-line error."""
+    tables = {}
+    for name in TABLES:
+        path = Path(out) / name
+        if not path.is_file():
+            raise BenchError(f"{path} not found; is {out} a cnnbench output directory?")
+        try:
+            tables[name] = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise BenchError(f"{path} cannot be read as a table: {str(exc).splitlines()[0]}") from None
+    return tables
+
+
+def write_invocation(out: Path, data: dict[str, Any]) -> None:
+    atomic_write_json(Path(out) / INVOCATION_FILE, data)
+
+
+def read_invocation(out: Path) -> dict[str, Any]:
+    path = Path(out) / INVOCATION_FILE
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BenchError(f"{path} not found; is {out} a cnnbench output directory?") from None
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"{path} is not valid JSON: {exc}") from None
+
+
+def leftover_temporaries(out: Path) -> list[Path]:
+    return sorted(Path(out).rglob(f"{TMP_PREFIX}*"))

@@ -1,0 +1,78 @@
+"""One unit of work for an executor: a RunConfig plus how to find its data.
+
+``execute`` is what every executor runs, in this process, a worker process or a Ray
+task: load (or reuse) the data, train, and return a ``RunRecord``.  It never writes
+files; the driver stores records, so every executor behaves the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .config import RunConfig
+from .datasets import DataSearch, Dataset, load_dataset
+from .environment import environment
+from .errors import BenchError
+from .records import RunRecord, failed_record, record_from_outcome
+from .train import EpochCallback, PreparedData, prepare_data, train_run
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """Where a worker finds a dataset: picklable, so it can cross process boundaries."""
+
+    data_dir: str | None = None
+    download: bool = False  # the driver already downloaded whatever it could
+
+    def search(self) -> DataSearch:
+        return DataSearch.from_cli(self.data_dir, download=self.download)
+
+
+@dataclass(frozen=True)
+class RunTask:
+    config: RunConfig
+    data: DataRequest
+
+
+# Per-process caches: a worker reads each dataset once and keeps one prepared copy per
+# (validation fraction, device), so the runs of a process share the tensors.
+_DATASETS: dict[str, Dataset] = {}
+_PREPARED: dict[tuple[str, float, str], PreparedData] = {}
+
+
+def provide_dataset(dataset: Dataset) -> None:
+    """Hand a dataset to this process's cache (the driver, or a Ray object-store copy)."""
+    _DATASETS[dataset.name] = dataset
+
+
+def prepared_data(cfg: RunConfig, request: DataRequest) -> PreparedData:
+    key = (cfg.dataset, cfg.val_fraction, cfg.device)
+    if key not in _PREPARED:
+        if cfg.dataset not in _DATASETS:
+            _DATASETS[cfg.dataset] = load_dataset(cfg.dataset, request.search())
+        _PREPARED[key] = prepare_data(_DATASETS[cfg.dataset], cfg.val_fraction, cfg.device)
+    return _PREPARED[key]
+
+
+def execute(task: RunTask, on_epoch: EpochCallback | None = None) -> RunRecord:
+    """Train one run; a failure inside it becomes a ``failed`` record, not a crash."""
+    cfg = task.config
+    try:
+        data = prepared_data(cfg, task.data)
+        outcome = train_run(cfg, data, on_epoch)
+        return record_from_outcome(cfg, outcome, data.classes, environment(cfg.device))
+    except torch.OutOfMemoryError:
+        _release_cuda_memory()
+        return failed_record(cfg, "out of memory", environment(cfg.device))
+    except BenchError as exc:
+        return failed_record(cfg, str(exc), environment(cfg.device))
+    except (RuntimeError, ValueError) as exc:
+        # A run that crashes must not take the grid down with it; its record says why.
+        return failed_record(cfg, f"{type(exc).__name__}: {exc}", environment(cfg.device))
+
+
+def _release_cuda_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,293 @@
+"""The training loop: dataset tensors in, per-epoch records and test metrics out.
+
+Hot-path rules (see the performance issue): batches are sliced from one uint8 tensor that
+already lives on the target device and normalized there; no ``.item()`` or other host sync
+inside an epoch; losses and hit counts accumulate on the device and are read once per
+epoch.  The same seed gives every architecture the same batches in the same order.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from architectures import get_spec
+
+from .config import RunConfig
+from .datasets import Dataset, Split, validation_split
+from .devices import synchronize
+from .flops import arch_cost
+from .seeding import data_order_generator, seed_everything
+
+EVAL_BATCH = 1000  # evaluation batch: large, as it has no effect on the result
+MISCLASSIFIED_KEPT = 16  # the most confidently wrong test images each run keeps
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A dataset split for one run, on the run's device, with its normalization."""
+
+    name: str
+    classes: tuple[str, ...]
+    train: Split
+    val: Split | None
+    test: Split
+    mean: float  # of training pixels in [0, 1]
+    std: float
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.images.shape[-1])
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train.images.shape[1])
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B,1,H,W) -> float32, normalized exactly like ToTensor() + Normalize()."""
+        return images.to(torch.float32).div_(255.0).sub_(self.mean).div_(self.std)
+
+
+def prepare_data(dataset: Dataset, val_fraction: float, device: str) -> PreparedData:
+    mean, std = dataset.pixel_stats()
+    train, val = validation_split(dataset.train, val_fraction)
+    return PreparedData(
+        name=dataset.name,
+        classes=dataset.classes,
+        train=train.to(device),
+        val=val.to(device) if val is not None else None,
+        test=dataset.test.to(device),
+        mean=mean,
+        std=std,
+    )
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    accuracy: float
+    confusion: np.ndarray  # (C, C) int64, rows = true class, columns = predicted
+    probabilities: torch.Tensor | None = None  # (N, C) on CPU when asked for
+
+
+@dataclass
+class TrainOutcome:
+    """What one training run produced; turned into a stored record by ``records``."""
+
+    status: str  # "ok" or "diverged"
+    epochs: list[dict[str, float]]
+    memory_format: str
+    params: int
+    flops_per_image: int
+    total_seconds: float
+    tested_weights: str = ""
+    best_epoch: int = 0
+    diverged_epoch: int = 0
+    test: EvalResult | None = None
+    state_dict: dict[str, torch.Tensor] | None = None
+    misclassified: dict[str, torch.Tensor] | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+EpochCallback = Callable[[RunConfig, dict[str, float]], None]
+
+
+def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
+    common = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "foreach": True}
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, momentum=cfg.momentum, **common)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, **common)
+    return torch.optim.Adadelta(params, **common)
+
+
+def make_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
+    if cfg.lr_schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    return None
+
+
+def choose_memory_format(cfg: RunConfig, model: nn.Module) -> torch.memory_format:
+    """The memory format for this run; ``auto`` is a fixed rule, never a timing probe.
+
+    A probe could pick differently on two runs of the same config, and the format changes
+    which kernels run, hence the last bits of the result: the rule keeps runs repeatable.
+    """
+    if cfg.memory_format == "channels_last":
+        return torch.channels_last
+    if cfg.memory_format == "contiguous":
+        return torch.contiguous_format
+    return torch.contiguous_format
+
+
+def _autocast(cfg: RunConfig):
+    if cfg.dtype == "bfloat16-autocast":
+        return torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def train_run(cfg: RunConfig, data: PreparedData, on_epoch: EpochCallback | None = None) -> TrainOutcome:
+    """Train ``cfg.arch`` on ``data`` for ``cfg.epochs`` and test the chosen weights."""
+    started = time.perf_counter()
+    device = torch.device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+        torch.backends.cudnn.allow_tf32 = cfg.tf32
+
+    seed_everything(cfg.seed)
+    model = get_spec(cfg.arch).build(
+        in_channels=data.in_channels, num_classes=len(data.classes), image_size=data.image_size
+    )
+    params, flops = arch_cost(cfg.arch, data.in_channels, len(data.classes), data.image_size)
+    memory_format = choose_memory_format(cfg, model)
+    model = model.to(device=device, memory_format=memory_format)
+    optimizer = make_optimizer(cfg, model.parameters())
+    scheduler = make_scheduler(cfg, optimizer)
+    forward = torch.compile(model) if cfg.compile else model
+    generator = data_order_generator(cfg.seed)
+
+    train = data.train
+    n = len(train)
+    records: list[dict[str, float]] = []
+    best_key: tuple[float, float] | None = None
+    best_state: dict[str, torch.Tensor] | None = None
+    best_epoch = 0
+
+    for epoch in range(1, cfg.epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        model.train()
+        synchronize(cfg.device)
+        t0 = time.perf_counter()
+        order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        hits = torch.zeros((), dtype=torch.int64, device=device)
+        for start in range(0, n, cfg.batch_size):
+            index = order[start:start + cfg.batch_size]
+            x = data.normalize(train.images[index]).contiguous(memory_format=memory_format)
+            y = train.labels[index]
+            with _autocast(cfg):
+                logits = forward(x)
+                loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * index.numel()
+            hits += (logits.detach().argmax(1) == y).sum()
+        synchronize(cfg.device)
+        train_seconds = time.perf_counter() - t0
+        if scheduler is not None:
+            scheduler.step()
+
+        t1 = time.perf_counter()
+        val = evaluate(model, data.val, data, cfg, memory_format) if data.val is not None else None
+        synchronize(cfg.device)
+        record = {
+            "epoch": epoch,
+            "train_loss": float(loss_sum) / n,
+            "train_acc": float(hits) / n,
+            "val_loss": val.loss if val else math.nan,
+            "val_acc": val.accuracy if val else math.nan,
+            "lr": lr,
+            "train_seconds": train_seconds,
+            "eval_seconds": time.perf_counter() - t1,
+            "train_images_per_s": n / train_seconds,
+        }
+        records.append(record)
+        if on_epoch is not None:
+            on_epoch(cfg, record)
+
+        if not (math.isfinite(record["train_loss"]) and (val is None or math.isfinite(val.loss))):
+            return TrainOutcome(
+                status="diverged", epochs=records, memory_format=_format_name(memory_format),
+                params=params, flops_per_image=flops, diverged_epoch=epoch,
+                total_seconds=time.perf_counter() - started,
+            )
+        if val is not None and cfg.test_weights == "best-val":
+            key = (val.accuracy, -val.loss)
+            if best_key is None or key > best_key:
+                best_key, best_epoch = key, epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    tested = "last"
+    if best_state is not None:
+        model.load_state_dict(best_state)
+        tested = "best-val"
+    else:
+        best_epoch = cfg.epochs
+    test = evaluate(model, data.test, data, cfg, memory_format, keep_probabilities=True)
+    return TrainOutcome(
+        status="ok",
+        epochs=records,
+        memory_format=_format_name(memory_format),
+        params=params,
+        flops_per_image=flops,
+        total_seconds=time.perf_counter() - started,
+        tested_weights=tested,
+        best_epoch=best_epoch,
+        test=test,
+        state_dict={k: v.detach().to("cpu", memory_format=torch.contiguous_format).clone()
+                    for k, v in model.state_dict().items()},
+        misclassified=most_confident_errors(test, data.test),
+    )
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module, split: Split, data: PreparedData, cfg: RunConfig,
+    memory_format: torch.memory_format = torch.contiguous_format, *, keep_probabilities: bool = False,
+) -> EvalResult:
+    """Loss, accuracy and confusion matrix of ``model`` on ``split`` (eval mode)."""
+    was_training = model.training
+    model.eval()
+    num_classes = len(data.classes)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=split.images.device)
+    confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=split.images.device)
+    kept = []
+    for start in range(0, len(split), EVAL_BATCH):
+        x = data.normalize(split.images[start:start + EVAL_BATCH]).contiguous(memory_format=memory_format)
+        y = split.labels[start:start + EVAL_BATCH]
+        with _autocast(cfg):
+            logits = model(x)
+        logits = logits.float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+        confusion += torch.bincount(y * num_classes + logits.argmax(1), minlength=num_classes**2)
+        if keep_probabilities:
+            kept.append(logits.softmax(1).cpu())
+    model.train(was_training)
+    matrix = confusion.reshape(num_classes, num_classes).cpu().numpy()
+    n = max(len(split), 1)
+    return EvalResult(
+        loss=float(loss_sum) / n,
+        accuracy=float(np.trace(matrix)) / n,
+        confusion=matrix,
+        probabilities=torch.cat(kept) if kept else None,
+    )
+
+
+def most_confident_errors(test: EvalResult, split: Split, k: int = MISCLASSIFIED_KEPT) -> dict[str, torch.Tensor]:
+    """The ``k`` wrong test predictions made with the highest confidence, with their images."""
+    probs = test.probabilities
+    labels = split.labels.cpu()
+    confidence, predicted = probs.max(1)
+    wrong = (predicted != labels).nonzero().flatten()
+    order = confidence[wrong].argsort(descending=True, stable=True)[:k]
+    index = wrong[order]
+    return {
+        "index": index,
+        "images": split.images.cpu()[index],
+        "true": labels[index],
+        "predicted": predicted[index],
+        "confidence": confidence[index],
+    }
+
+
+def _format_name(fmt: torch.memory_format) -> str:
+    return "channels_last" if fmt == torch.channels_last else "contiguous"

@@ -32,9 +32,14 @@ def training_flops_per_image(model: nn.Module, in_channels: int, image_size: int
     return int(counter.get_total_flops() // batch)
 
 
-@lru_cache(maxsize=None)
 def arch_cost(arch: str, in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> tuple[int, int]:
     """(parameters, training FLOPs per image) of a registered architecture."""
+    # One cache key however the caller spells the arguments.
+    return _arch_cost(arch, in_channels, num_classes, image_size)
+
+
+@lru_cache(maxsize=None)
+def _arch_cost(arch: str, in_channels: int, num_classes: int, image_size: int) -> tuple[int, int]:
     from architectures import build_model
 
     rng = torch.get_rng_state()

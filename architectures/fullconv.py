@@ -62,5 +62,7 @@ def fullconv(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) 
 
     28x28 becomes 28, 14, 7, then 1x1.  Illustrates depth (four convs instead of two)
     and a convolution in place of the first FC layer: same function, no flatten needed.
+    It has exactly ``stride-net``'s weights (the 7x7 conv is its FC 3136->128), so the
+    two differ in pooling vs strided convolution and dropout.
     """
     return FullConv(in_channels=in_channels, num_classes=num_classes, image_size=image_size)

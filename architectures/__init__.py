@@ -4,7 +4,18 @@ Importing this package registers every family module below; add a new family by 
 a module and importing it here.
 """
 
-from . import convnet, lenet  # noqa: F401  (imported for their registrations)
+from . import (  # noqa: F401  (imported for their registrations)
+    ablation,
+    bn_convnet,
+    bottleneck_net,
+    convnet,
+    digitnet,
+    examples_net,
+    fullconv,
+    lenet,
+    stride_net,
+    vgg,
+)
 from .registry import (
     ArchSpec,
     UnknownArchitectureError,

@@ -70,3 +70,48 @@ def lenet(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> 
         channels=(6, 16),
         kernels=(3, 5),
     )
+
+
+@register_model(
+    "lenet5",
+    family="lenet",
+    description="classic LeNet-5: 5x5 convs (first padded to keep 28x28), max-pool, FC 400-120-84",
+    tags=("seed",),
+)
+def lenet5(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
+    """LeCun's LeNet-5 as PyTorch tutorials write it: conv 1->6 5x5 pad 2, conv 6->16 5x5.
+
+    Padding 2 turns a 28x28 MNIST digit into the 32x32 input LeNet-5 was designed for, so
+    the maps go 28, 14, 10, 5: 16*5*5 = 400 features.  Against ``lenet`` it illustrates
+    first-kernel size and padding: a bigger, padded first filter keeps the border.
+    """
+    return LeNet(
+        in_channels=in_channels,
+        num_classes=num_classes,
+        image_size=image_size,
+        channels=(6, 16),
+        kernels=(5, 5),
+        padding=(2, 0),
+    )
+
+
+@register_model(
+    "lenet-12",
+    family="lenet",
+    description="LeNet with unpadded 5x5 convs, 6 and 12 channels, FC 192-120-60",
+    tags=("seed",),
+)
+def lenet_12(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
+    """A slimmer tutorial LeNet: conv 1->6 5x5, conv 6->12 5x5, no padding, FC 120-60.
+
+    28x28 becomes 24, 12, 8, 4: 12*4*4 = 192 features.  Against ``lenet5`` it illustrates
+    width: fewer second-stage channels and a narrower MLP for about half the parameters.
+    """
+    return LeNet(
+        in_channels=in_channels,
+        num_classes=num_classes,
+        image_size=image_size,
+        channels=(6, 12),
+        kernels=(5, 5),
+        hidden=(120, 60),
+    )

@@ -80,7 +80,7 @@ class Mistakes:
     count: int
 
 
-def worst_mistakes(ok_runs: pd.DataFrame, arch: str, classes: list[str], out, top: int = 12) -> Mistakes | None:
+def worst_mistakes(ok_runs: pd.DataFrame, arch: str, classes: list[str], out, top: int = 8) -> Mistakes | None:
     """The most confidently misclassified test images over all seeds of ``arch``."""
     rows = []
     for run in ok_runs[ok_runs["arch"] == arch].sort_values("seed").itertuples():
@@ -108,5 +108,5 @@ def worst_mistakes(ok_runs: pd.DataFrame, arch: str, classes: list[str], out, to
     def name(i: int) -> str:
         return classes[i] if 0 <= i < len(classes) else str(i)
 
-    captions = [f"true {name(t)}\npred {name(p)} {c:.0%}\n#{idx} seed {s}" for c, idx, s, t, p, _ in chosen]
+    captions = [f"{name(t)} → {name(p)} ({c:.0%})\n#{idx}, seed {s}" for c, idx, s, t, p, _ in chosen]
     return Mistakes(np.stack([r[5] for r in chosen]), captions, len(rows))

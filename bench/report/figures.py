@@ -359,16 +359,16 @@ def feature_maps(probe: np.ndarray, maps: dict[str, np.ndarray], title: str, pat
         return save(fig, path)
 
 
-def misclassified(images: np.ndarray, captions: Sequence[str], title: str, path: Path, cols: int = 6) -> Path:
+def misclassified(images: np.ndarray, captions: Sequence[str], title: str, path: Path, cols: int = 4) -> Path:
     n = len(images)
     rows = max(1, math.ceil(n / cols))
     with style_context(), plt.rc_context({"axes.grid": False}):
-        fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.45, rows * 1.75 + 0.3), squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.35, rows * 1.75 + 0.35), squeeze=False)
         for ax in axes.flat:
             ax.axis("off")
         for ax, image, caption in zip(axes.flat, images, captions):
             ax.imshow(_gray(image), cmap="gray_r", vmin=0, vmax=255)
-            ax.set_title(caption, fontsize=7.5, fontweight="normal")
+            ax.set_title(caption, fontsize=8, fontweight="normal")
         fig.suptitle(title, x=0.01, ha="left", fontsize=10)
         fig.tight_layout()
         return save(fig, path)

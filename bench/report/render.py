@@ -185,8 +185,10 @@ def dataset_section(stored: Stored, dataset: str, baseline: str | None, figs: Fi
     order = list(board["arch"])
     comparisons = []
     refs = [("leader", leader)] + ([("baseline", baseline)] if baseline and baseline != leader else [])
+    ctx["comparison_notes"] = []
     for role, ref in refs:
         if ref not in order:
+            ctx["comparison_notes"].append(f"The baseline {ref} has no finished run on {dataset}, so nothing is compared with it.")
             continue
         frame = stats.compare_to(runs, ref, order=order)
         if frame.empty:
@@ -301,9 +303,9 @@ def render_report(out: Path, baseline: str | None = None) -> Path:
     """Render ``<out>/report.html`` and ``<out>/figures/*.png`` from the stored files."""
     out = Path(out)
     stored = load(out)
-    if baseline is not None and baseline not in set(stored.ok["arch"]):
-        known = ", ".join(a for a in stored.archs if a in set(stored.ok["arch"])) or "none"
-        raise BenchError(f"--baseline {baseline!r} has no finished run in {out}; finished architectures: {known}")
+    if baseline is not None and baseline not in stored.archs:
+        raise BenchError(f"--baseline {baseline!r} is not an architecture of {out}; "
+                         f"it has: {', '.join(stored.archs)}")
     folder = out / FIGURES_DIR
     try:
         folder.mkdir(parents=True, exist_ok=True)

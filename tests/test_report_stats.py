@@ -193,3 +193,11 @@ def test_failed_runs_may_leave_metrics_empty(tmp_path):
     validated, epochs, confusion = validate({"runs.csv": runs, "epochs.csv": pd.DataFrame(),
                                              "confusion.csv": pd.DataFrame()}, tmp_path)
     assert validated["status"].tolist() == ["failed"] and epochs.empty and confusion.empty
+
+
+def test_differences_equal_up_to_rounding_count_as_constant():
+    a = [0.3, 0.7, 0.9]
+    b = [x - 0.1 for x in a]  # float differences 0.09999999999999998, 0.1, ...
+    result = stats.paired(a, b)
+    assert result["note"] == stats.ZERO_VARIANCE and math.isnan(result["p"])
+    assert result["diff"] == pytest.approx(0.1) and result["ci_low"] == pytest.approx(0.1)

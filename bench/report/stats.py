@@ -14,6 +14,7 @@ differences carry the comparison, and seed-to-seed noise shared by both cancels.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -117,12 +118,19 @@ def paired(a, b) -> dict[str, float | int | str]:
               "p": math.nan, "note": ""}
     if d.size < 2:
         result["note"] = ONE_SEED
-    elif np.all(d == d[0]):
-        # ttest_rel is undefined here (0/0 or x/0); say so instead of a NaN or a bogus 0.
-        result["note"] = NO_DIFFERENCE if d[0] == 0 else ZERO_VARIANCE
-        result["p"] = 1.0 if d[0] == 0 else math.nan
+    elif np.allclose(d, d[0], rtol=1e-9, atol=1e-12):
+        # ttest_rel is undefined here (0/0 or x/0, or rounding noise around it); say so
+        # instead of a NaN or a bogus tiny p.
+        zero = abs(d[0]) <= 1e-12
+        result["note"] = NO_DIFFERENCE if zero else ZERO_VARIANCE
+        result["p"] = 1.0 if zero else math.nan
+        result["diff_std"], result["ci_low"], result["ci_high"] = 0.0, mean, mean
     else:
-        result["p"] = float(stats.ttest_rel(a, b).pvalue)
+        with warnings.catch_warnings():
+            # Near-constant differences make scipy warn about precision; the p-value it
+            # returns is still the right (tiny or large) one, and the report shows the CI.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result["p"] = float(stats.ttest_rel(a, b).pvalue)
     return result
 
 

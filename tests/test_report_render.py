@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
 import shutil
@@ -130,6 +131,9 @@ def test_failed_runs_are_listed_and_one_seed_says_no_test(rendered, tmp_path, ca
     runs.loc[lost, "error"] = "loss became non-finite in epoch 2"
     runs.loc[lost, ["test_acc", "test_loss"]] = np.nan
     runs.to_csv(out / "runs.csv", index=False)
+    invocation = json.loads((out / "config.json").read_text())
+    invocation["datasets"]["digits"]["fallback_reason"] = "no MNIST files under the data directory"
+    (out / "config.json").write_text(json.dumps(invocation))
     assert run_cli("report", str(out)) == 0
     html = (out / "report.html").read_text()
     failed = table(html, "failed")
@@ -139,6 +143,8 @@ def test_failed_runs_are_listed_and_one_seed_says_no_test(rendered, tmp_path, ca
     assert "no test possible" in table(html, "comparison")
     assert "only one seed: no statistical test is possible" in html
     assert f"report: {out / 'report.html'}" in capsys.readouterr().out
+    assert 'class="banner warn">⚠ MNIST was not available' in html
+    assert "no MNIST files under the data directory" in html
 
 
 def test_unknown_baseline_is_one_line_error(rendered, capsys):

@@ -108,5 +108,5 @@ def worst_mistakes(ok_runs: pd.DataFrame, arch: str, classes: list[str], out, to
     def name(i: int) -> str:
         return classes[i] if 0 <= i < len(classes) else str(i)
 
-    captions = [f"{name(t)} → {name(p)} ({c:.0%})\n#{idx}, seed {s}" for c, idx, s, t, p, _ in chosen]
+    captions = [f"true {name(t)}\npred {name(p)} ({c:.0%})\n#{idx}, seed {s}" for c, idx, s, t, p, _ in chosen]
     return Mistakes(np.stack([r[5] for r in chosen]), captions, len(rows))

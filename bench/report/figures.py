@@ -177,7 +177,9 @@ def factor_effects(acc: pd.DataFrame, time: pd.DataFrame, path: Path) -> Path:
 def interaction(cells: pd.DataFrame, x: str, hue: str, path: Path) -> Path:
     with style_context():
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        levels = sorted(cells[x].unique())
+        found = sorted(cells[x].unique())
+        ref = stats.reference_level(found)
+        levels = [ref] + [lv for lv in found if lv != ref]  # reference level first, as in the effects
         palette = sns.color_palette("colorblind", 10)
         for i, (level, group) in enumerate(cells.groupby(hue, sort=True)):
             group = group.set_index(x).reindex(levels)
@@ -285,7 +287,7 @@ def epoch_times(epochs: pd.DataFrame, archs: Sequence[str], styles: dict[str, St
     steady = epochs[epochs["epoch"] > 1]
     first = epochs[epochs["epoch"] == 1]
     with style_context():
-        fig, ax = plt.subplots(figsize=(max(7, 0.75 * len(archs) + 2), 4.3))
+        fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(archs) + 2), 4.3))
         data = [steady.loc[steady["arch"] == a, "train_seconds"].to_numpy() for a in archs]
         if any(len(d) for d in data):
             box = ax.boxplot([d if len(d) else [np.nan] for d in data], positions=range(len(archs)),
@@ -363,12 +365,12 @@ def misclassified(images: np.ndarray, captions: Sequence[str], title: str, path:
     n = len(images)
     rows = max(1, math.ceil(n / cols))
     with style_context(), plt.rc_context({"axes.grid": False}):
-        fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.35, rows * 1.75 + 0.35), squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5, rows * 2.1 + 0.35), squeeze=False)
         for ax in axes.flat:
             ax.axis("off")
         for ax, image, caption in zip(axes.flat, images, captions):
             ax.imshow(_gray(image), cmap="gray_r", vmin=0, vmax=255)
-            ax.set_title(caption, fontsize=8, fontweight="normal")
+            ax.set_title(caption, fontsize=9, fontweight="normal", linespacing=1.15)
         fig.suptitle(title, x=0.01, ha="left", fontsize=10)
         fig.tight_layout()
         return save(fig, path)

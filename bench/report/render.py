@@ -279,7 +279,7 @@ def header(stored: Stored) -> dict[str, Any]:
         "python": env.get("python_version", "?"),
         "started_at": inv.get("started_at", "?"),
         "git_commit": inv.get("git_commit", env.get("git_commit", "?")),
-        "wall": seconds(float(inv.get("wall_seconds", math.nan))),
+        "wall": seconds(float(inv["wall_seconds"])) if isinstance(inv.get("wall_seconds"), (int, float)) else "–",
         "executor": f"{inv.get('executor', '?')}, {inv.get('workers', '?')} worker(s)",
         "reproduce": inv.get("reproduce", ""),
         "interrupted": bool(inv.get("interrupted")),

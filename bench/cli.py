@@ -43,9 +43,9 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
 
 def _commands():
-    from .commands import listing, predict, run
+    from .commands import listing, predict, report, run
 
-    return {m.NAME: m for m in (run, listing, predict)}
+    return {m.NAME: m for m in (run, listing, report, predict)}
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:

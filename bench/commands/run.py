@@ -120,6 +120,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-download", action="store_true", help="never try to download a missing dataset")
     g.add_argument("--force", action="store_true", help="retrain runs that are already finished in --out")
     g.add_argument("--no-report", action="store_true", help="write the tables but do not render the report")
+    g.add_argument("--baseline", default=None,
+                   help="report: also compare every architecture with this one (default: only with the leader)")
 
 
 def build_configs(args: argparse.Namespace, datasets: list[str], device: str) -> list[RunConfig]:
@@ -199,7 +201,9 @@ def main(args: argparse.Namespace, console: Console) -> int:
     t0 = time.perf_counter()
     device = resolve_device(args.device)
     # Validate options before the (slow) data loading, so a typo fails in a blink.
-    build_configs(args, ["digits"], device)
+    selected = {c.arch for c in build_configs(args, ["digits"], device)}
+    if args.baseline is not None and args.baseline not in selected:
+        raise BenchError(f"--baseline {args.baseline!r} is not one of the selected architectures (--archs)")
     datasets, fallbacks = load_datasets(args, console)
     configs = build_configs(args, [d.name for d in datasets], device)
     out = Path(args.out) if args.out else Path("reports") / "-".join(d.name for d in datasets)
@@ -281,16 +285,23 @@ def main(args: argparse.Namespace, console: Console) -> int:
         f"{len(outcome.records)} runs ({outcome.reused} reused, {outcome.trained} trained) in "
         f"{outcome.wall_seconds:.1f} s; tables in {out}", soft_wrap=True)
     if not args.no_report:
-        render_after_run(out, console)
+        render_after_run(out, console, baseline=args.baseline)
     for record in outcome.failed:
         console.print(f"[red]failed:[/] {record.config.arch} seed {record.config.seed}: {record.error}",
                       soft_wrap=True)
     return EXIT_RUN_FAILED if outcome.failed else 0
 
 
-def render_after_run(out: Path, console: Console) -> None:
-    """Render the report from the stored tables (the report reads files, never memory)."""
+def render_after_run(out: Path, console: Console, baseline: str | None = None) -> None:
+    """Render the report from the stored tables (the report reads files, never memory).
+
+    The tables are already written, so a failure here loses nothing; say how to retry.
+    """
     from ..report import render_report
 
-    path = render_report(out)
+    try:
+        path = render_report(out, baseline=baseline)
+    except BenchError as exc:
+        raise BenchError(f"{exc} (the results are stored in {out}; "
+                         f"re-render with: python -m bench report {out})") from None
     console.print(f"report: {path}")

@@ -1,0 +1,376 @@
+"""Every figure of the report, drawn with matplotlib's Agg backend (and seaborn) to PNG.
+
+One fixed colour per architecture everywhere (seaborn's colour-blind-safe palette, in grid
+order; past ten architectures the colours repeat with a dashed line and another marker).
+PNG bytes are reproducible: no "Software" metadata, fixed DPI and fonts, no timestamps.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: a report never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from ..storage import atomic_write_bytes  # noqa: E402
+from . import stats  # noqa: E402
+
+DPI = 110
+STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.titleweight": "bold",
+    "axes.labelsize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "legend.fontsize": 9,
+    "legend.frameon": False,
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+    "svg.hashsalt": "cnnbench",  # stable ids should anyone switch to SVG
+    "path.simplify": True,
+}
+MARKERS = ("o", "s", "D", "^", "v", "P")
+LINESTYLES = ("-", "--", ":", "-.")
+HEATMAP = "rocket_r"  # perceptually uniform, readable without colour vision
+FEATURE_CMAP = "viridis"
+
+
+@dataclass(frozen=True)
+class Style:
+    color: tuple[float, float, float]
+    linestyle: str
+    marker: str
+
+
+def arch_styles(archs: Sequence[str]) -> dict[str, Style]:
+    palette = sns.color_palette("colorblind", 10)
+    return {
+        arch: Style(tuple(palette[i % 10]), LINESTYLES[(i // 10) % len(LINESTYLES)],
+                    MARKERS[(i // 10) % len(MARKERS)] if i >= 10 else "o")
+        for i, arch in enumerate(archs)
+    }
+
+
+def save(fig: plt.Figure, path: Path) -> Path:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None}, bbox_inches="tight",
+                pad_inches=0.15)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+    return path
+
+
+def style_context():
+    return plt.rc_context(STYLE)
+
+
+def _pct(ax, axis: str = "x") -> None:
+    fmt = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(fmt)
+
+
+def _gray(image: np.ndarray) -> np.ndarray:
+    return np.asarray(image, dtype=float).reshape(image.shape[-2], image.shape[-1])
+
+
+# -- header ----------------------------------------------------------------------------
+def samples_grid(images: np.ndarray, labels: Sequence[int], classes: Sequence[str], path: Path) -> Path:
+    n = len(images)
+    cols = min(n, 10)
+    rows = math.ceil(n / cols)
+    with style_context():
+        fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.0, rows * 1.2), squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, image, label in zip(axes.flat, images, labels):
+            ax.imshow(_gray(image), cmap="gray_r", vmin=0, vmax=255)
+            ax.set_title(classes[int(label)], fontsize=8, fontweight="normal")
+        return save(fig, path)
+
+
+# -- leaderboard and comparisons --------------------------------------------------------
+def accuracy_by_arch(runs: pd.DataFrame, board: pd.DataFrame, styles: dict[str, Style], path: Path) -> Path:
+    """Each seed as a dot, the mean as a bar tick, the 95% t-CI as a whisker; best on top."""
+    order = list(board["arch"])
+    with style_context():
+        fig, ax = plt.subplots(figsize=(8, 0.45 * len(order) + 1.4))
+        for y, arch in enumerate(order):
+            st = styles[arch]
+            row = board.iloc[y]
+            seeds = runs.loc[runs["arch"] == arch, "test_acc"] * 100
+            jitter = np.linspace(-0.12, 0.12, len(seeds)) if len(seeds) > 1 else np.zeros(1)
+            ax.scatter(seeds, y + jitter, color=st.color, alpha=0.45, s=18, marker=st.marker, zorder=2)
+            if not math.isnan(row["ci_low"]):
+                ax.errorbar(row["mean"] * 100, y, xerr=[[(row["mean"] - row["ci_low"]) * 100],
+                                                       [(row["ci_high"] - row["mean"]) * 100]],
+                            color=st.color, capsize=4, lw=2, zorder=3)
+            ax.scatter([row["mean"] * 100], [y], color=st.color, s=70, marker="|", linewidths=3, zorder=4)
+        ax.set_yticks(range(len(order)), order)
+        ax.invert_yaxis()
+        ax.set_xlabel("test accuracy (%)")
+        ax.set_title("Test accuracy per architecture: dots = seeds, bar = mean, whisker = 95% t-CI",
+                     loc="left", fontsize=10)
+        _pct(ax)
+        return save(fig, path)
+
+
+def forest(comparison: pd.DataFrame, styles: dict[str, Style], reference: str, path: Path) -> Path:
+    """Paired differences against ``reference`` in percentage points, with 95% t-CIs."""
+    with style_context():
+        fig, ax = plt.subplots(figsize=(8, 0.45 * max(len(comparison), 1) + 1.4))
+        for y, row in enumerate(comparison.itertuples()):
+            st = styles[row.arch]
+            if not math.isnan(row.ci_low):
+                ax.errorbar(row.diff * 100, y, xerr=[[(row.diff - row.ci_low) * 100], [(row.ci_high - row.diff) * 100]],
+                            color=st.color, capsize=4, lw=2, marker=st.marker, ms=7)
+            else:
+                ax.plot(row.diff * 100, y, marker=st.marker, color=st.color, ms=7)
+        ax.axvline(0, color="0.3", lw=1)
+        ax.set_yticks(range(len(comparison)), list(comparison["arch"]))
+        ax.invert_yaxis()
+        ax.set_xlabel(f"test accuracy minus {reference}'s, paired by seed (percentage points)")
+        ax.set_title(f"Difference to {reference}: mean over seeds with 95% t-CI (left of 0 = worse)",
+                     loc="left", fontsize=10)
+        return save(fig, path)
+
+
+def factor_effects(acc: pd.DataFrame, time: pd.DataFrame, path: Path) -> Path:
+    with style_context():
+        fig, axes = plt.subplots(1, 2, figsize=(11, 0.5 * max(len(acc), 1) + 1.6))
+        for ax, frame, scale, unit, title in (
+            (axes[0], acc, 100, "percentage points", "test accuracy"),
+            (axes[1], time, 1, "seconds", "epoch time"),
+        ):
+            labels = [f"{r.factor}: {r.level} vs {r.reference}" for r in frame.itertuples()]
+            palette = sns.color_palette("colorblind", 10)
+            for y, row in enumerate(frame.itertuples()):
+                color = palette[sorted(frame["factor"].unique()).index(row.factor) % 10]
+                if not math.isnan(row.ci_low):
+                    ax.errorbar(row.diff * scale, y, xerr=[[(row.diff - row.ci_low) * scale], [(row.ci_high - row.diff) * scale]],
+                                color=color, capsize=4, lw=2, marker="o", ms=7)
+                else:
+                    ax.plot(row.diff * scale, y, "o", color=color, ms=7)
+            ax.axvline(0, color="0.3", lw=1)
+            ax.set_yticks(range(len(labels)), labels)
+            ax.invert_yaxis()
+            ax.set_xlabel(f"main effect on {title} ({unit})")
+            ax.set_title(f"{title.capitalize()}: effect with 95% t-CI over seeds", loc="left", fontsize=10)
+        axes[1].tick_params(labelleft=False)
+        fig.tight_layout()
+        return save(fig, path)
+
+
+def interaction(cells: pd.DataFrame, x: str, hue: str, path: Path) -> Path:
+    with style_context():
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        found = sorted(cells[x].unique())
+        ref = stats.reference_level(found)
+        levels = [ref] + [lv for lv in found if lv != ref]  # reference level first, as in the effects
+        palette = sns.color_palette("colorblind", 10)
+        for i, (level, group) in enumerate(cells.groupby(hue, sort=True)):
+            group = group.set_index(x).reindex(levels)
+            xs = np.arange(len(levels)) + (i - 0.5) * 0.04
+            ax.errorbar(xs, group["mean"] * 100,
+                        yerr=[(group["mean"] - group["ci_low"]).fillna(0) * 100,
+                              (group["ci_high"] - group["mean"]).fillna(0) * 100],
+                        color=palette[i % 10], marker=MARKERS[i % len(MARKERS)], capsize=4, lw=2,
+                        label=f"{hue} = {level}")
+        ax.set_xticks(range(len(levels)), levels)
+        ax.set_xlabel(x)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"Interaction {x} x {hue}: cell means, 95% t-CI", loc="left", fontsize=10)
+        ax.legend(title=None)
+        return save(fig, path)
+
+
+# -- curves ----------------------------------------------------------------------------
+def curves(epochs: pd.DataFrame, archs: Sequence[str], styles: dict[str, Style], path: Path) -> Path:
+    panels = (("train_loss", "training loss", "cross-entropy"), ("val_loss", "validation loss", "cross-entropy"),
+              ("train_acc", "training accuracy", "%"), ("val_acc", "validation accuracy", "%"))
+    grouped = epochs.groupby(["arch", "epoch"])
+    with style_context():
+        fig, axes = plt.subplots(2, 2, figsize=(11, 7.2), sharex=True)
+        for ax, (col, title, unit) in zip(axes.flat, panels):
+            scale = 100 if unit == "%" else 1
+            agg = grouped[col].agg(["mean", "min", "max"]).reset_index()
+            for arch in archs:
+                a = agg[agg["arch"] == arch]
+                if a.empty or a["mean"].isna().all():
+                    continue
+                st = styles[arch]
+                ax.plot(a["epoch"], a["mean"] * scale, color=st.color, ls=st.linestyle, marker=st.marker,
+                        ms=3.5, lw=1.8, label=arch)
+                ax.fill_between(a["epoch"], a["min"] * scale, a["max"] * scale, color=st.color, alpha=0.15, lw=0)
+            ax.set_title(title, loc="left")
+            ax.set_ylabel(f"{title} ({unit})")
+        for ax in axes[1]:
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0), ncol=min(len(labels), 6))
+        fig.suptitle("Per-epoch curves: line = mean over seeds, band = min-max over seeds", x=0.01,
+                     ha="left", fontsize=11)
+        fig.tight_layout(rect=(0, 0.06 + 0.03 * (len(labels) // 7), 1, 0.97))
+        return save(fig, path)
+
+
+# -- errors ----------------------------------------------------------------------------
+def confusion_grid(confusion: pd.DataFrame, archs: Sequence[str], classes: Sequence[str], path: Path) -> Path:
+    n = len(archs)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    k = len(classes)
+    size = 0.38 * k + 1.4
+    with style_context(), plt.rc_context({"axes.grid": False}):
+        fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * (size + 0.2)), squeeze=False)
+        for ax in axes.flat[n:]:
+            ax.axis("off")
+        for ax, arch in zip(axes.flat, archs):
+            sub = confusion[confusion["arch"] == arch]
+            counts = (sub.groupby(["true", "predicted"])["count"].sum().unstack("predicted")
+                      .reindex(index=range(k), columns=range(k), fill_value=0).fillna(0).astype(int))
+            totals = counts.sum(axis=1).replace(0, np.nan)
+            share = counts.div(totals, axis=0) * 100
+            sns.heatmap(share, ax=ax, cmap=HEATMAP, vmin=0, vmax=100, square=True, cbar=False,
+                        annot=counts.to_numpy(), fmt="d", annot_kws={"fontsize": 7},
+                        xticklabels=classes, yticklabels=classes, linewidths=0.3, linecolor="white")
+            ax.set_title(f"{arch} (seeds summed)", loc="left", fontsize=10)
+            ax.set_xlabel("predicted class")
+            ax.set_ylabel("true class")
+            ax.tick_params(axis="x", labelrotation=90, labelsize=8)
+            ax.tick_params(axis="y", labelrotation=0, labelsize=8)
+        fig.tight_layout()
+        return save(fig, path)
+
+
+def per_class(acc: pd.DataFrame, archs: Sequence[str], classes: Sequence[str], styles: dict[str, Style],
+              path: Path) -> Path:
+    archs = [a for a in archs if a in acc.index]
+    k = len(classes)
+    width = 0.8 / max(len(archs), 1)
+    with style_context():
+        fig, ax = plt.subplots(figsize=(max(9, 0.09 * k * len(archs) + 3), 4.3))
+        for i, arch in enumerate(archs):
+            values = acc.loc[arch].reindex(range(k)).to_numpy() * 100
+            ax.bar(np.arange(k) - 0.4 + width * (i + 0.5), values, width=width, color=styles[arch].color,
+                   label=arch, edgecolor="white", linewidth=0.3)
+        ax.set_xticks(range(k), classes, rotation=30 if max(len(c) for c in classes) > 3 else 0, ha="right"
+                      if max(len(c) for c in classes) > 3 else "center")
+        low = np.nanmin(acc.to_numpy()) * 100 if acc.size else 0
+        ax.set_ylim(max(0, math.floor(low / 10) * 10 - 5), 100)
+        ax.set_ylabel("per-class test accuracy (%)")
+        ax.set_xlabel("true class")
+        ax.set_title("Per-class accuracy (confusion counts summed over seeds)", loc="left")
+        ax.legend(ncol=min(len(archs), 6), loc="lower center", bbox_to_anchor=(0.5, 1.07))
+        ax.grid(axis="x", visible=False)
+        return save(fig, path)
+
+
+# -- cost ------------------------------------------------------------------------------
+def epoch_times(epochs: pd.DataFrame, archs: Sequence[str], styles: dict[str, Style], path: Path) -> Path:
+    """Box over seeds and epochs 2+; epoch 1 (warm-up: allocation, kernel selection) as crosses."""
+    archs = [a for a in archs if a in set(epochs["arch"])]
+    steady = epochs[epochs["epoch"] > 1]
+    first = epochs[epochs["epoch"] == 1]
+    with style_context():
+        fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(archs) + 2), 4.3))
+        data = [steady.loc[steady["arch"] == a, "train_seconds"].to_numpy() for a in archs]
+        if any(len(d) for d in data):
+            box = ax.boxplot([d if len(d) else [np.nan] for d in data], positions=range(len(archs)),
+                             widths=0.55, patch_artist=True, showfliers=True, medianprops={"color": "black"})
+            for patch, arch in zip(box["boxes"], archs):
+                patch.set_facecolor(styles[arch].color)
+                patch.set_alpha(0.75)
+        for i, arch in enumerate(archs):
+            warm = first.loc[first["arch"] == arch, "train_seconds"]
+            ax.scatter(np.full(len(warm), i) + 0.32, warm, marker="x", color="0.15", s=28, zorder=3,
+                       label="epoch 1 (warm-up)" if i == 0 else None)
+        ax.set_xticks(range(len(archs)), archs, rotation=30 if len(archs) > 5 else 0,
+                      ha="right" if len(archs) > 5 else "center")
+        ax.set_ylabel("training time per epoch (s)")
+        ax.set_ylim(bottom=0)
+        ax.set_title("Epoch time: box = epochs 2+ over all seeds; x = epoch 1 (warm-up)", loc="left", fontsize=10)
+        ax.legend(loc="upper left")
+        return save(fig, path)
+
+
+def pareto(board: pd.DataFrame, styles: dict[str, Style], path: Path) -> Path:
+    with style_context():
+        fig, ax = plt.subplots(figsize=(8, 5))
+        x = board["train_seconds"].to_numpy(dtype=float)
+        y = board["mean"].to_numpy(dtype=float) * 100
+        front = stats.pareto_front(x, y)
+        if len(front):
+            fx, fy = x[front], y[front]
+            ax.step(np.r_[fx, fx[-1] * 1.05], np.r_[fy, fy[-1]], where="post", color="0.4", ls="--", lw=1.2,
+                    label="Pareto front (no other is both faster and more accurate)", zorder=1)
+        for row in board.itertuples():
+            st = styles[row.arch]
+            err = None
+            if not math.isnan(row.ci_low):
+                err = [[(row.mean - row.ci_low) * 100], [(row.ci_high - row.mean) * 100]]
+            ax.errorbar(row.train_seconds, row.mean * 100, yerr=err, color=st.color, marker=st.marker, ms=8,
+                        capsize=3, lw=1.5, zorder=3)
+            ax.annotate(row.arch, (row.train_seconds, row.mean * 100), xytext=(6, 4), textcoords="offset points",
+                        fontsize=9)
+        ax.set_xlabel("training time per run, mean over seeds (s)")
+        ax.set_ylabel("test accuracy, mean over seeds (%)")
+        ax.set_title("Accuracy against training time (whiskers: 95% t-CI)", loc="left")
+        ax.set_xlim(left=0)
+        ax.legend(loc="lower right")
+        return save(fig, path)
+
+
+# -- what the networks see -------------------------------------------------------------
+def feature_maps(probe: np.ndarray, maps: dict[str, np.ndarray], title: str, path: Path, channels: int = 8) -> Path:
+    archs = list(maps)
+    with style_context(), plt.rc_context({"axes.grid": False}):
+        fig, axes = plt.subplots(len(archs), channels + 1, figsize=((channels + 1) * 1.05, len(archs) * 1.2 + 0.4),
+                                 squeeze=False)
+        for r, arch in enumerate(archs):
+            axes[r, 0].imshow(_gray(probe), cmap="gray_r")
+            axes[r, 0].set_ylabel(arch, rotation=0, ha="right", va="center", fontsize=10)
+            for c in range(channels):
+                ax = axes[r, c + 1]
+                if c < len(maps[arch]):
+                    ax.imshow(maps[arch][c], cmap=FEATURE_CMAP)
+                    if r == 0:
+                        ax.set_title(f"channel {c}", fontsize=8, fontweight="normal")
+            for ax in axes[r]:
+                ax.set_xticks([])
+                ax.set_yticks([])
+                for spine in ax.spines.values():
+                    spine.set_visible(False)
+        axes[0, 0].set_title("input", fontsize=8, fontweight="normal")
+        fig.suptitle(title, x=0.01, ha="left", fontsize=10)
+        fig.tight_layout()
+        return save(fig, path)
+
+
+def misclassified(images: np.ndarray, captions: Sequence[str], title: str, path: Path, cols: int = 4) -> Path:
+    n = len(images)
+    rows = max(1, math.ceil(n / cols))
+    with style_context(), plt.rc_context({"axes.grid": False}):
+        fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5, rows * 2.1 + 0.35), squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, image, caption in zip(axes.flat, images, captions):
+            ax.imshow(_gray(image), cmap="gray_r", vmin=0, vmax=255)
+            ax.set_title(caption, fontsize=9, fontweight="normal", linespacing=1.15)
+        fig.suptitle(title, x=0.01, ha="left", fontsize=10)
+        fig.tight_layout()
+        return save(fig, path)

@@ -1,0 +1,150 @@
+"""Read a finished output directory into validated tables for the report.
+
+The report reads stored files only (never memory of a run), so a hand-edited or
+truncated ``runs.csv`` must end as one clear ``BenchError`` line, not a pandas traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import BenchError
+from ..records import STATUS_OK
+from ..samples import load_samples
+from ..storage import read_invocation, read_tables
+
+RUNS_REQUIRED = ("run_id", "arch", "dataset", "seed", "status")
+# Needed for every run that finished; failed runs may leave them empty.
+RUNS_NUMERIC = ("test_acc", "best_val_acc", "test_loss", "params", "flops_per_image",
+                "mean_epoch_seconds", "train_seconds", "train_images_per_s")
+EPOCHS_REQUIRED = ("run_id", "arch", "dataset", "seed", "epoch", "train_loss", "train_acc",
+                   "val_loss", "val_acc", "train_seconds")
+CONFUSION_REQUIRED = ("run_id", "arch", "dataset", "seed", "true", "predicted", "count")
+
+
+@dataclass
+class Stored:
+    """Everything the report shows, as read from one output directory."""
+
+    out: Path
+    invocation: dict[str, Any]
+    runs: pd.DataFrame  # every run, failed ones included
+    epochs: pd.DataFrame  # finished runs only
+    confusion: pd.DataFrame  # finished runs only
+    samples: dict[str, dict[str, Any]] = field(default_factory=dict)  # dataset -> samples file
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"] == STATUS_OK]
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.runs[self.runs["status"] != STATUS_OK]
+
+    @property
+    def datasets(self) -> list[str]:
+        listed = list(self.invocation.get("grid", {}).get("datasets", []))
+        return listed + sorted(set(self.runs["dataset"]) - set(listed))
+
+    @property
+    def archs(self) -> list[str]:
+        """Grid order: the order colours are assigned in, the same in every figure."""
+        listed = list(self.invocation.get("grid", {}).get("archs", []))
+        return listed + sorted(set(self.runs["arch"]) - set(listed))
+
+    def classes(self, dataset: str) -> list[str]:
+        info = self.invocation.get("datasets", {}).get(dataset, {})
+        if info.get("classes"):
+            return [str(c) for c in info["classes"]]
+        sample = self.samples.get(dataset)
+        if sample and sample.get("classes"):
+            return [str(c) for c in sample["classes"]]
+        n = int(self.confusion["true"].max()) + 1 if len(self.confusion) else 0
+        return [str(i) for i in range(n)]
+
+
+def _require(frame: pd.DataFrame, columns: tuple[str, ...], path: Path) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise BenchError(f"{path} lacks column(s) {', '.join(missing)}; it is not a cnnbench table "
+                         "(was it edited by hand? re-run the benchmark to rebuild it)")
+
+
+def _numeric(frame: pd.DataFrame, columns: tuple[str, ...], path: Path, rows: pd.Series | None = None) -> None:
+    """Convert columns to numbers in place; a non-number where one is needed is an error."""
+    for col in columns:
+        converted = pd.to_numeric(frame[col], errors="coerce")
+        bad = converted.isna() & frame[col].notna()
+        if rows is not None:
+            bad |= converted.isna() & rows
+        if bad.any():
+            where = frame.index[bad][0]
+            raise BenchError(f"{path}: column {col!r} has a non-numeric or empty value "
+                             f"{frame.at[where, col]!r} in data row {where + 1}")
+        frame[col] = converted
+
+
+def validate(tables: dict[str, pd.DataFrame], out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    runs, epochs, confusion = (tables[n].copy() for n in ("runs.csv", "epochs.csv", "confusion.csv"))
+    runs_path, epochs_path, conf_path = (out / n for n in ("runs.csv", "epochs.csv", "confusion.csv"))
+    _require(runs, RUNS_REQUIRED, runs_path)
+    if runs.empty:
+        raise BenchError(f"{runs_path} holds no runs")
+    runs["status"] = runs["status"].astype(str)
+    runs["arch"] = runs["arch"].astype(str)
+    runs["dataset"] = runs["dataset"].astype(str)
+    _numeric(runs, ("seed",), runs_path)
+    ok = runs["status"] == STATUS_OK
+    if ok.any():
+        _require(runs, RUNS_NUMERIC, runs_path)
+        _numeric(runs, RUNS_NUMERIC, runs_path)
+        # test_acc must be present for finished runs; the costs may be NaN (not measured).
+        _numeric(runs, ("test_acc",), runs_path, rows=ok)
+        if ((runs.loc[ok, "test_acc"] < 0) | (runs.loc[ok, "test_acc"] > 1)).any():
+            raise BenchError(f"{runs_path}: test_acc outside [0, 1]; the table is corrupt")
+    runs["seed"] = runs["seed"].astype(int)
+    dup = runs[ok].duplicated(["arch", "dataset", "seed"])
+    if dup.any():
+        row = runs[ok][dup].iloc[0]
+        raise BenchError(f"{runs_path}: {row['arch']} seed {row['seed']} on {row['dataset']} appears twice")
+
+    ok_ids = set(runs.loc[ok, "run_id"])
+    if ok.any():
+        _require(epochs, EPOCHS_REQUIRED, epochs_path)
+        _numeric(epochs, EPOCHS_REQUIRED[3:], epochs_path)
+        _require(confusion, CONFUSION_REQUIRED, conf_path)
+        _numeric(confusion, CONFUSION_REQUIRED[3:], conf_path)
+        epochs = epochs[epochs["run_id"].isin(ok_ids)].reset_index(drop=True)
+        confusion = confusion[confusion["run_id"].isin(ok_ids)].reset_index(drop=True)
+        for frame in (epochs, confusion):
+            frame["arch"] = frame["arch"].astype(str)
+            frame["dataset"] = frame["dataset"].astype(str)
+    else:
+        epochs = pd.DataFrame(columns=list(EPOCHS_REQUIRED))
+        confusion = pd.DataFrame(columns=list(CONFUSION_REQUIRED))
+    return runs, epochs, confusion
+
+
+def load(out: Path) -> Stored:
+    """Read and validate ``out``; any problem is one ``BenchError`` line."""
+    out = Path(out)
+    if not out.is_dir():
+        raise BenchError(f"{out} is not a directory; give the --out folder of a benchmark run")
+    invocation = read_invocation(out)
+    if not isinstance(invocation, dict):
+        raise BenchError(f"{out / 'config.json'} does not hold a cnnbench invocation")
+    runs, epochs, confusion = validate(read_tables(out), out)
+    stored = Stored(out=out, invocation=invocation, runs=runs, epochs=epochs, confusion=confusion)
+    for dataset in stored.datasets:
+        try:
+            sample = load_samples(out, dataset)
+        except Exception as exc:  # a damaged samples file costs a figure, not the report
+            sample = None
+            stored.invocation.setdefault("_warnings", []).append(f"samples-{dataset}.pt unreadable: {exc}")
+        if sample is not None:
+            stored.samples[dataset] = sample
+    return stored

@@ -28,7 +28,7 @@ NO_DIFFERENCE = "no detectable difference at these seeds"
 ONE_SEED = "no test possible: needs at least two shared seeds"
 ZERO_VARIANCE = "no test possible: the difference is identical at every seed"
 # Preferred reference level of a factor (the "plain" choice) when present.
-REFERENCE_LEVELS = ("standard", "plain", "conv", "max", "maxpool", "none")
+REFERENCE_LEVELS = ("std", "standard", "plain", "conv", "max", "maxpool", "none")
 
 
 def t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float, float, float]:

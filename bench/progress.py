@@ -67,7 +67,7 @@ class GridProgress:
         if task is not None:
             self._progress.remove_task(task)
         self._progress.update(self._grid, completed=self.done)
-        self.console.print(f"[{self.done}/{self.total}] {describe_outcome(record)}", highlight=False)
+        self.console.print(f"[{self.done}/{self.total}] {describe_outcome(record)}", highlight=False, soft_wrap=True)
 
 
 def describe_outcome(record: RunRecord) -> str:

@@ -42,18 +42,26 @@ TMP_PREFIX = ".tmp-"
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from others
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         # Includes KeyboardInterrupt: never leave a temporary file behind.
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            # A full disk or a vanished directory: the target keeps its old content.
+            raise BenchError(
+                f"cannot write {path}: {exc.strerror or exc}; "
+                "results stored before are intact, rerun the same command to resume"
+            ) from None
         raise
     _fsync_dir(path.parent)
 
@@ -187,3 +195,16 @@ def read_invocation(out: Path) -> dict[str, Any]:
 
 def leftover_temporaries(out: Path) -> list[Path]:
     return sorted(Path(out).rglob(f"{TMP_PREFIX}*"))
+
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def checkpoint_path(out: Path, run_id: str) -> Path:
+    """Where a run in progress keeps its ``--checkpoint-every`` state (see checkpoint.py)."""
+    return run_dir(out, run_id) / CHECKPOINT_FILE
+
+
+def remove_checkpoint(out: Path, run_id: str) -> None:
+    """Drop a run's checkpoint once its record is stored: the record supersedes it."""
+    checkpoint_path(out, run_id).unlink(missing_ok=True)

@@ -37,6 +37,12 @@ WEIGHTS_FILE = "weights.pt"
 MISCLASSIFIED_FILE = "misclassified.pt"
 INVOCATION_FILE = "config.json"
 TABLES = ("runs.csv", "epochs.csv", "confusion.csv")
+# Columns every reader relies on: a table without them was edited or is not ours.
+REQUIRED_COLUMNS = {
+    "runs.csv": ("run_id", "arch", "dataset", "seed", "status"),
+    "epochs.csv": ("run_id", "arch", "dataset", "seed", "epoch"),
+    "confusion.csv": ("run_id", "true", "predicted", "count"),
+}
 TMP_PREFIX = ".tmp-"
 
 
@@ -176,6 +182,10 @@ def read_tables(out: Path) -> dict[str, pd.DataFrame]:
             tables[name] = pd.read_csv(path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise BenchError(f"{path} cannot be read as a table: {str(exc).splitlines()[0]}") from None
+        missing = [c for c in REQUIRED_COLUMNS[name] if c not in tables[name].columns]
+        if missing:
+            raise BenchError(f"{path} is not a cnnbench table (no column {', '.join(missing)}); "
+                             "was it edited by hand? rerun the grid to rebuild it")
     return tables
 
 

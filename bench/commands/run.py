@@ -36,7 +36,6 @@ Re-running the same command into the same --out reuses every finished run."""
 DEFAULT_ARCHS = "tag:default"
 DEFAULT_SEEDS = 3
 DEFAULT_EPOCHS = 3
-EXIT_INTERRUPTED = 130
 EXIT_RUN_FAILED = 1
 
 
@@ -284,7 +283,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
         console.print(
             f"interrupted by {outcome.interrupted}: kept {len(outcome.records)} of {len(configs)} finished "
             f"run(s) in {out}; run the same command again to resume", soft_wrap=True)
-        return EXIT_INTERRUPTED
+        # The shell's convention: 128 + the signal (130 for Ctrl-C, 143 for SIGTERM).
+        return 128 + outcome.interrupted.signum
 
     console.print(
         f"{len(outcome.records)} runs ({outcome.reused} reused, {outcome.trained} trained) in "

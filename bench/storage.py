@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from .errors import BenchError
-from .records import RunRecord
+from .records import EPOCH_COLUMNS, KEY_COLUMNS, RunRecord
 
 RUNS_DIR = "runs"
 RECORD_FILE = "record.json"
@@ -159,8 +159,12 @@ def load_misclassified(out: Path, run_id: str) -> dict[str, torch.Tensor] | None
 def tables_from_records(records: Iterable[RunRecord]) -> dict[str, pd.DataFrame]:
     records = list(records)
     runs = pd.DataFrame([r.runs_row() for r in records])
-    epochs = pd.DataFrame([row for r in records for row in r.epoch_rows()])
-    confusion = pd.DataFrame([row for r in records for row in r.confusion_rows()])
+    # Explicit columns: a grid whose runs all failed or diverged still gets readable
+    # (header-only) epochs/confusion tables, not an empty file that no reader can parse.
+    epochs = pd.DataFrame([row for r in records for row in r.epoch_rows()],
+                          columns=[*KEY_COLUMNS, *EPOCH_COLUMNS])
+    confusion = pd.DataFrame([row for r in records for row in r.confusion_rows()],
+                             columns=[*KEY_COLUMNS, "true", "predicted", "count"])
     return {"runs.csv": runs, "epochs.csv": epochs, "confusion.csv": confusion}
 
 

@@ -124,7 +124,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--force", action="store_true", help="retrain runs that are already finished in --out")
     g.add_argument("--checkpoint-every", type=non_negative_int, default=0, metavar="N",
                    help="save a run's full training state each N epochs, so an interrupted run "
-                        "resumes mid-way (0: never; a run always resumes from a checkpoint it finds)")
+                        "resumes mid-way (default 0: never; a run always resumes from a checkpoint it finds)")
     g.add_argument("--no-report", action="store_true", help="write the tables but do not render the report")
 
 

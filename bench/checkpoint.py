@@ -18,6 +18,7 @@ process sees the output directory (always true for the local executor).
 
 from __future__ import annotations
 
+import pickle
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,10 @@ import numpy as np
 import torch
 
 CHECKPOINT_VERSION = 1
+# What a damaged or foreign checkpoint raises.  Deliberately not ``Exception``: the
+# runner's ``Interrupted`` (Ctrl-C while loading) must stop the run, not restart it.
+_UNREADABLE = (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError, IndexError,
+               AttributeError, pickle.UnpicklingError)
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ class Checkpointer:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
             if state.get("version") != CHECKPOINT_VERSION or state.get("run_id") != self.run_id:
                 raise ValueError("it belongs to another run or version")
-        except Exception as exc:  # noqa: BLE001 - any unreadable file means "start over"
+        except _UNREADABLE as exc:
             # A checkpoint only saves time; a damaged one must never cost the run.
             self.problems.append(f"ignored unreadable checkpoint {self.path}: {exc}")
             return None
@@ -81,7 +86,7 @@ class Checkpointer:
             if scheduler is not None:
                 scheduler.load_state_dict(state["scheduler"])
             _set_rng_states(state["rng"], generator, self.device)
-        except Exception as exc:  # noqa: BLE001
+        except _UNREADABLE as exc:
             # The objects are half-loaded now: the caller starts the run again without it.
             self.problems.append(f"ignored unusable checkpoint {self.path}: {exc}")
             raise CheckpointUnusable(str(exc)) from None

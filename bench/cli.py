@@ -16,6 +16,7 @@ from rich.console import Console
 from .errors import BenchError
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, the shell's convention
 
 
 class Parser(argparse.ArgumentParser):
@@ -43,9 +44,9 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
 
 def _commands():
-    from .commands import listing, predict, report, run
+    from .commands import listing, predict, report, run, verify
 
-    return {m.NAME: m for m in (run, listing, report, predict)}
+    return {m.NAME: m for m in (run, listing, report, predict, verify)}
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:
@@ -81,6 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as exc:
         Console(stderr=True, highlight=False).print(f"error: {exc}", markup=False, soft_wrap=True)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        # Ctrl-C outside a grid (loading data, rendering): nothing half-written is left
+        # (writes are atomic), so one line is all the user needs.
+        Console(stderr=True, highlight=False).print("interrupted", markup=False)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

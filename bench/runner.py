@@ -10,13 +10,15 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .checkpoint import CheckpointPlan
 from .config import RunConfig
 from .executors import Executor
 from .records import STATUS_FAILED, RunRecord
-from .storage import load_record, save_record, write_tables
+from .storage import checkpoint_path, load_record, remove_checkpoint, save_record, write_tables
 from .tasks import DataRequest, RunTask
 from .train import EpochCallback
 
@@ -62,6 +64,7 @@ def run_grid(
     data: DataRequest,
     *,
     force: bool = False,
+    checkpoint_every: int = 0,
     on_start: Callable[[int, int], None] | None = None,
     on_epoch: EpochCallback | None = None,
     on_run: Callable[[RunRecord], None] | None = None,
@@ -72,24 +75,36 @@ def run_grid(
         on_start(len(configs), len(finished))
     reused = len(finished)
     interrupted: Interrupted | None = None
-    with _signals_raise_interrupted():
+    # Every run may resume from a checkpoint an interrupted attempt left (any run, even
+    # without --checkpoint-every now); --force starts over.
+    tasks = [RunTask(cfg, data, CheckpointPlan(str(checkpoint_path(out, cfg.run_id())),
+                                               every=checkpoint_every, resume=not force))
+             for cfg in todo]
+    with _signals_raise_interrupted() as signals:
         try:
-            results = executor.run([RunTask(cfg, data) for cfg in todo], on_epoch)
+            results = executor.run(tasks, on_epoch)
             try:
                 for record in results:
-                    save_record(out, record)
+                    with signals.deferred():  # a signal now waits until the record is stored
+                        save_record(out, record)
+                        if record.status != STATUS_FAILED:  # a failed run may resume on retry
+                            remove_checkpoint(out, record.run_id)
+                        finished[record.run_id] = record
                     record.state_dict = record.misclassified = None  # stored; free the memory
-                    finished[record.run_id] = record
                     if on_run is not None:
                         on_run(record)
             finally:
                 results.close()  # cancel and reap workers, also when interrupted
         except Interrupted as exc:
             interrupted = exc
-    # Tables hold the grid's finished runs in grid order, however the runs were scheduled.
-    records = [finished[c.run_id()] for c in configs if c.run_id() in finished]
-    if records:
-        write_tables(out, records)
+        # Tables hold the grid's finished runs in grid order, however the runs were scheduled.
+        # Still inside the handler: a second Ctrl-C is ignored while they are written.
+        records = [finished[c.run_id()] for c in configs if c.run_id() in finished]
+        if records:
+            with signals.deferred(raise_after=False):
+                write_tables(out, records)
+        if interrupted is None and signals.pending is not None:
+            interrupted = Interrupted(signals.pending)
     return GridOutcome(
         records=records,
         reused=reused,
@@ -101,9 +116,18 @@ def run_grid(
 
 
 class _signals_raise_interrupted:
-    """Turn SIGINT and SIGTERM into ``Interrupted`` in the main thread for a block."""
+    """Turn SIGINT and SIGTERM into ``Interrupted`` in the main thread for a block.
+
+    Inside ``deferred()`` (while a record or table is being written) a signal is only
+    noted, and raised when the write is done: what finished is always stored whole.
+    Once a signal arrived, further ones are ignored while we shut down.
+    """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.pending: int | None = None
+        self._deferring = False
 
     def __enter__(self):
         self._previous = {s: signal.getsignal(s) for s in self.SIGNALS}
@@ -116,9 +140,23 @@ class _signals_raise_interrupted:
             signal.signal(s, handler)
         return False
 
-    @staticmethod
-    def _handle(signum, _frame):
-        # Ignore a second signal while we shut down and write what is finished.
-        for s in _signals_raise_interrupted.SIGNALS:
-            signal.signal(s, signal.SIG_IGN)
-        raise Interrupted(signum)
+    @contextmanager
+    def deferred(self, raise_after: bool = True):
+        self._deferring = True
+        try:
+            yield
+        finally:
+            self._deferring = False
+        if raise_after and self.pending is not None and not self._raised:
+            self._raised = True
+            raise Interrupted(self.pending)
+
+    _raised = False
+
+    def _handle(self, signum, _frame):
+        if self.pending is not None:
+            return  # a second signal while we shut down and write what is finished
+        self.pending = signum
+        if not self._deferring:
+            self._raised = True
+            raise Interrupted(signum)

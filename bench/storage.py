@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from .errors import BenchError
-from .records import RunRecord
+from .records import EPOCH_COLUMNS, KEY_COLUMNS, RunRecord
 
 RUNS_DIR = "runs"
 RECORD_FILE = "record.json"
@@ -37,23 +37,37 @@ WEIGHTS_FILE = "weights.pt"
 MISCLASSIFIED_FILE = "misclassified.pt"
 INVOCATION_FILE = "config.json"
 TABLES = ("runs.csv", "epochs.csv", "confusion.csv")
+# Columns every reader relies on: a table without them was edited or is not ours.
+REQUIRED_COLUMNS = {
+    "runs.csv": ("run_id", "arch", "dataset", "seed", "status"),
+    "epochs.csv": ("run_id", "arch", "dataset", "seed", "epoch"),
+    "confusion.csv": ("run_id", "true", "predicted", "count"),
+}
 TMP_PREFIX = ".tmp-"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    tmp: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide reports from others
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         # Includes KeyboardInterrupt: never leave a temporary file behind.
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            # A full disk or a vanished directory: the target keeps its old content.
+            raise BenchError(
+                f"cannot write {path}: {exc.strerror or exc}; "
+                "results stored before are intact, rerun the same command to resume"
+            ) from None
         raise
     _fsync_dir(path.parent)
 
@@ -145,8 +159,12 @@ def load_misclassified(out: Path, run_id: str) -> dict[str, torch.Tensor] | None
 def tables_from_records(records: Iterable[RunRecord]) -> dict[str, pd.DataFrame]:
     records = list(records)
     runs = pd.DataFrame([r.runs_row() for r in records])
-    epochs = pd.DataFrame([row for r in records for row in r.epoch_rows()])
-    confusion = pd.DataFrame([row for r in records for row in r.confusion_rows()])
+    # Explicit columns: a grid whose runs all failed or diverged still gets readable
+    # (header-only) epochs/confusion tables, not an empty file that no reader can parse.
+    epochs = pd.DataFrame([row for r in records for row in r.epoch_rows()],
+                          columns=[*KEY_COLUMNS, *EPOCH_COLUMNS])
+    confusion = pd.DataFrame([row for r in records for row in r.confusion_rows()],
+                             columns=[*KEY_COLUMNS, "true", "predicted", "count"])
     return {"runs.csv": runs, "epochs.csv": epochs, "confusion.csv": confusion}
 
 
@@ -168,6 +186,10 @@ def read_tables(out: Path) -> dict[str, pd.DataFrame]:
             tables[name] = pd.read_csv(path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise BenchError(f"{path} cannot be read as a table: {str(exc).splitlines()[0]}") from None
+        missing = [c for c in REQUIRED_COLUMNS[name] if c not in tables[name].columns]
+        if missing:
+            raise BenchError(f"{path} is not a cnnbench table (no column {', '.join(missing)}); "
+                             "was it edited by hand? rerun the grid to rebuild it")
     return tables
 
 
@@ -187,3 +209,16 @@ def read_invocation(out: Path) -> dict[str, Any]:
 
 def leftover_temporaries(out: Path) -> list[Path]:
     return sorted(Path(out).rglob(f"{TMP_PREFIX}*"))
+
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def checkpoint_path(out: Path, run_id: str) -> Path:
+    """Where a run in progress keeps its ``--checkpoint-every`` state (see checkpoint.py)."""
+    return run_dir(out, run_id) / CHECKPOINT_FILE
+
+
+def remove_checkpoint(out: Path, run_id: str) -> None:
+    """Drop a run's checkpoint once its record is stored: the record supersedes it."""
+    checkpoint_path(out, run_id).unlink(missing_ok=True)

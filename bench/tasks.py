@@ -11,8 +11,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .checkpoint import CheckpointPlan, Checkpointer, CheckpointUnusable
 from .config import RunConfig
 from .datasets import DataSearch, Dataset, load_dataset
+from .determinism import deterministic_mode, nondeterministic_op
 from .environment import environment
 from .errors import BenchError
 from .records import RunRecord, failed_record, record_from_outcome
@@ -34,6 +36,8 @@ class DataRequest:
 class RunTask:
     config: RunConfig
     data: DataRequest
+    # Not part of the config: saving checkpoints never changes a run's result or its id.
+    checkpoint: CheckpointPlan | None = None
 
 
 # Per-process caches: a worker reads each dataset once and keeps one prepared copy per
@@ -61,8 +65,12 @@ def execute(task: RunTask, on_epoch: EpochCallback | None = None) -> RunRecord:
     cfg = task.config
     try:
         data = prepared_data(cfg, task.data)
-        outcome = train_run(cfg, data, on_epoch)
-        return record_from_outcome(cfg, outcome, data.classes, environment(cfg.device))
+        with deterministic_mode(cfg.deterministic) as nondeterministic:
+            outcome = _train(task, data, on_epoch)
+        record = record_from_outcome(cfg, outcome, data.classes, environment(cfg.device))
+        if cfg.deterministic:
+            record.summary["nondeterministic_ops"] = ", ".join(sorted(nondeterministic))
+        return record
     except torch.OutOfMemoryError:
         _release_cuda_memory()
         return failed_record(cfg, "out of memory", environment(cfg.device))
@@ -70,7 +78,21 @@ def execute(task: RunTask, on_epoch: EpochCallback | None = None) -> RunRecord:
         return failed_record(cfg, str(exc), environment(cfg.device))
     except (RuntimeError, ValueError) as exc:
         # A run that crashes must not take the grid down with it; its record says why.
-        return failed_record(cfg, f"{type(exc).__name__}: {exc}", environment(cfg.device))
+        op = nondeterministic_op(str(exc))  # strict mode forced on from outside (determinism.py)
+        reason = f"{op} has no deterministic implementation" if op else f"{type(exc).__name__}: {exc}"
+        return failed_record(cfg, reason, environment(cfg.device))
+
+
+def _train(task: RunTask, data: PreparedData, on_epoch: EpochCallback | None):
+    if task.checkpoint is None:
+        return train_run(task.config, data, on_epoch)
+    hook = Checkpointer(task.checkpoint, task.config.run_id(), task.config.device)
+    try:
+        return train_run(task.config, data, on_epoch, hook)
+    except CheckpointUnusable:
+        # A checkpoint only saves time: when it cannot be applied, train from epoch 1.
+        fresh = CheckpointPlan(task.checkpoint.path, task.checkpoint.every, resume=False)
+        return train_run(task.config, data, on_epoch, Checkpointer(fresh, task.config.run_id(), task.config.device))
 
 
 def _release_cuda_memory() -> None:

@@ -21,6 +21,7 @@ from torch import nn
 
 from architectures import get_spec
 
+from .checkpoint import Checkpointer, ResumeState
 from .config import RunConfig
 from .datasets import Dataset, Split, validation_split
 from .devices import synchronize
@@ -134,7 +135,10 @@ def _autocast(cfg: RunConfig):
     return nullcontext()
 
 
-def train_run(cfg: RunConfig, data: PreparedData, on_epoch: EpochCallback | None = None) -> TrainOutcome:
+def train_run(
+    cfg: RunConfig, data: PreparedData, on_epoch: EpochCallback | None = None,
+    checkpoint: Checkpointer | None = None,
+) -> TrainOutcome:
     """Train ``cfg.arch`` on ``data`` for ``cfg.epochs`` and test the chosen weights."""
     started = time.perf_counter()
     device = torch.device(cfg.device)
@@ -160,8 +164,13 @@ def train_run(cfg: RunConfig, data: PreparedData, on_epoch: EpochCallback | None
     best_key: tuple[float, float] | None = None
     best_state: dict[str, torch.Tensor] | None = None
     best_epoch = 0
+    # --checkpoint-every (see checkpoint.py): resume after the saved epoch, save at epoch ends.
+    resumed = checkpoint.restore(model, optimizer, scheduler, generator) if checkpoint else None
+    if resumed is not None:
+        records, best_key, best_state, best_epoch = (
+            resumed.records, resumed.best_key, resumed.best_state, resumed.best_epoch)
 
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(len(records) + 1, cfg.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         model.train()
         synchronize(cfg.device)
@@ -215,6 +224,9 @@ def train_run(cfg: RunConfig, data: PreparedData, on_epoch: EpochCallback | None
             if best_key is None or key > best_key:
                 best_key, best_epoch = key, epoch
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if checkpoint is not None and epoch < cfg.epochs:
+            checkpoint.epoch_end(epoch, model, optimizer, scheduler, generator,
+                                 ResumeState(epoch, records, best_key, best_state, best_epoch))
 
     tested = "last"
     if best_state is not None:

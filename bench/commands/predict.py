@@ -61,13 +61,20 @@ def main(args: argparse.Namespace, console: Console) -> int:
         raise BenchError(f"no finished run of {args.arch}"
                          f"{'' if args.seed is None else f' seed {args.seed}'} in {out}; it has: {have}")
     row = chosen.sort_values("seed").iloc[0]
-    info = invocation["datasets"][row["dataset"]]
+    # A hand-edited runs.csv can lose columns or change cells: say so in one line.
+    missing = [c for c in ("test_acc", "tested_weights") if c not in row.index]
+    if missing:
+        raise BenchError(f"{out / 'runs.csv'} has no column {', '.join(missing)}; was it edited by hand?")
+    info = invocation.get("datasets", {}).get(row["dataset"])
+    if info is None:
+        raise BenchError(f"{out / 'runs.csv'} names dataset {row['dataset']!r}, which config.json "
+                         "does not describe; was it edited by hand?")
     classes, size = info["classes"], int(info["image_size"])
     model = build_model(args.arch, in_channels=1, num_classes=len(classes), image_size=size)
     model.load_state_dict(load_weights(out, row["run_id"]))
     model.eval()
     console.print(f"{args.arch} seed {row['seed']} on {row['dataset']} "
-                  f"(test acc {row['test_acc']:.4f}, {row['tested_weights']} weights)")
+                  f"(test acc {_number(row['test_acc']):.4f}, {row['tested_weights']} weights)")
     with torch.inference_mode():
         for name in args.images:
             x = preprocess(Path(name), size, info["pixel_mean"], info["pixel_std"])
@@ -76,3 +83,11 @@ def main(args: argparse.Namespace, console: Console) -> int:
             ranked = ", ".join(f"{classes[i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))
             console.print(f"{name}: {classes[int(top.indices[0])]}  ({ranked})", soft_wrap=True)
     return 0
+
+
+def _number(cell) -> float:
+    """A table cell as a float (NaN when a hand edit made it text)."""
+    try:
+        return float(cell)
+    except (TypeError, ValueError):
+        return float("nan")

@@ -16,6 +16,7 @@ from architectures import UnknownArchitectureError, get_spec, resolve
 
 from ..config import DEFAULT_LR, DTYPES, LR_SCHEDULES, MEMORY_FORMATS, OPTIMIZERS, TEST_WEIGHTS, RunConfig
 from ..datasets import AUTO, DATA_ENV, DataSearch, Dataset, dataset_names, load_dataset, resolve_auto
+from ..determinism import prepare_environment
 from ..devices import device_name, resolve_device
 from ..environment import environment, git_commit
 from ..errors import BenchError
@@ -35,7 +36,6 @@ Re-running the same command into the same --out reuses every finished run."""
 DEFAULT_ARCHS = "tag:default"
 DEFAULT_SEEDS = 3
 DEFAULT_EPOCHS = 3
-EXIT_INTERRUPTED = 130
 EXIT_RUN_FAILED = 1
 
 
@@ -108,6 +108,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--memory-format", choices=MEMORY_FORMATS, default="auto",
                    help="activation memory format; auto picks per architecture and device by a fixed rule")
     g.add_argument("--compile", action="store_true", help="torch.compile each model (slower start)")
+    g.add_argument("--deterministic", action="store_true",
+                   help="deterministic kernels only (torch.use_deterministic_algorithms, "
+                        "CUBLAS_WORKSPACE_CONFIG); ops without one are named in runs.csv (recorded)")
     g.add_argument("--workers", type=positive_int, default=None,
                    help="parallel worker processes (default: one per CPU core on CPU, one per GPU on CUDA)")
     g.add_argument("--executor", choices=EXECUTORS, default="local",
@@ -119,6 +122,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help=f"root holding mnist/ and fashion-mnist/ (also ${DATA_ENV}; then the user cache)")
     g.add_argument("--no-download", action="store_true", help="never try to download a missing dataset")
     g.add_argument("--force", action="store_true", help="retrain runs that are already finished in --out")
+    g.add_argument("--checkpoint-every", type=non_negative_int, default=0, metavar="N",
+                   help="save a run's full training state each N epochs, so an interrupted run "
+                        "resumes mid-way (default 0: never; a run always resumes from a checkpoint it finds)")
     g.add_argument("--no-report", action="store_true", help="write the tables but do not render the report")
     g.add_argument("--baseline", default=None,
                    help="report: also compare every architecture with this one (default: only with the leader)")
@@ -199,6 +205,8 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
 def main(args: argparse.Namespace, console: Console) -> int:
     started_at = datetime.now(timezone.utc)
     t0 = time.perf_counter()
+    if getattr(args, "deterministic", False):
+        prepare_environment()  # before anything touches CUDA, and inherited by workers
     device = resolve_device(args.device)
     # Validate options before the (slow) data loading, so a typo fails in a blink.
     selected = {c.arch for c in build_configs(args, ["digits"], device)}
@@ -228,7 +236,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     try:
         outcome = run_grid(
             configs, out, executor, DataRequest(args.data_dir, download=False), force=args.force,
-            on_start=on_start,
+            checkpoint_every=getattr(args, "checkpoint_every", 0), on_start=on_start,
             on_epoch=lambda cfg, rec: state["progress"].on_epoch(cfg, rec),
             on_run=lambda rec: state["progress"].on_run(rec),
         )
@@ -279,7 +287,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
         console.print(
             f"interrupted by {outcome.interrupted}: kept {len(outcome.records)} of {len(configs)} finished "
             f"run(s) in {out}; run the same command again to resume", soft_wrap=True)
-        return EXIT_INTERRUPTED
+        # The shell's convention: 128 + the signal (130 for Ctrl-C, 143 for SIGTERM).
+        return 128 + outcome.interrupted.signum
 
     console.print(
         f"{len(outcome.records)} runs ({outcome.reused} reused, {outcome.trained} trained) in "

@@ -70,7 +70,7 @@ class LocalExecutor(Executor):
             max_workers=min(self.workers, len(tasks)),
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(events, slots, threads_per_worker(self.workers), pinned),
+            initargs=(events, slots, threads_per_worker(self.workers), pinned, os.getpid()),
         )
         pending: set[Future] = set()
         completed = False
@@ -111,8 +111,26 @@ def _drain(events, on_epoch: EpochEvent | None) -> None:
             on_epoch(cfg, record)
 
 
-def _init_worker(events, slots, threads: int, pin_gpu: bool) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this worker when the driver dies, even by SIGKILL.
+
+    Otherwise a killed driver leaves workers training (and holding GPUs) for nobody.
+    """
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG; Linux only
+    except (OSError, AttributeError):
+        return  # not Linux: the driver's shutdown path still terminates workers
+    if os.getppid() != parent:  # the driver died before prctl took effect
+        os._exit(1)
+
+
+def _init_worker(events, slots, threads: int, pin_gpu: bool, parent: int) -> None:
     global _EVENTS
+    _die_with_parent(parent)
     _EVENTS = events
     slot = slots.get()
     if pin_gpu:

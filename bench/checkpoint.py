@@ -1,0 +1,164 @@
+"""Mid-run checkpoints (``--checkpoint-every N``): an interrupted long run resumes mid-way.
+
+Each N epochs a run saves everything its next epoch depends on to
+``runs/<run_id>/checkpoint.pt`` (atomically): model, optimizer and scheduler state, the
+RNG states (torch CPU and CUDA, the data-order generator, Python, numpy) and the loop's
+own bookkeeping (epoch records, best validation weights).  A run that finds its
+checkpoint starts after the saved epoch and, on CPU, ends bit for bit where an
+uninterrupted run ends.  The driver deletes the checkpoint once the run's record is stored.
+
+Why this is not a ``RunConfig`` field: how often a run saves its state does not change
+what it computes, so it must not change the run id (turning it on would otherwise orphan
+every finished result, and a resumed run could never be matched with its record).  It
+travels beside the config, in the ``RunTask``.
+
+The checkpoint is written by whichever process trains the run, so it assumes that
+process sees the output directory (always true for the local executor).
+"""
+
+from __future__ import annotations
+
+import pickle
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CHECKPOINT_VERSION = 1
+# What a damaged or foreign checkpoint raises.  Deliberately not ``Exception``: the
+# runner's ``Interrupted`` (Ctrl-C while loading) must stop the run, not restart it.
+_UNREADABLE = (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError, IndexError,
+               AttributeError, pickle.UnpicklingError)
+
+
+@dataclass(frozen=True)
+class CheckpointPlan:
+    """Where a run keeps its checkpoint and how often it saves one (picklable)."""
+
+    path: str
+    every: int = 0  # save each ``every`` epochs; 0 = never save (still resume from a file)
+    resume: bool = True  # False under --force: a stale checkpoint is ignored and replaced
+
+
+@dataclass
+class ResumeState:
+    """The training loop's own state after the last saved epoch."""
+
+    epoch: int
+    records: list[dict[str, float]]
+    best_key: tuple[float, float] | None
+    best_state: dict[str, torch.Tensor] | None
+    best_epoch: int
+
+
+@dataclass
+class Checkpointer:
+    """The hook ``train_run`` calls: ``restore`` once before the loop, ``epoch_end`` after each epoch."""
+
+    plan: CheckpointPlan
+    run_id: str
+    device: str = "cpu"
+    resumed_from: int = 0  # the epoch a restored checkpoint had reached (0: fresh start)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.plan.path)
+
+    def restore(self, model, optimizer, scheduler, generator: torch.Generator) -> ResumeState | None:
+        """Load the checkpoint into the freshly built objects; None to start from epoch 1."""
+        if not self.plan.resume or not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+            if state.get("version") != CHECKPOINT_VERSION or state.get("run_id") != self.run_id:
+                raise ValueError("it belongs to another run or version")
+        except _UNREADABLE as exc:
+            # A checkpoint only saves time; a damaged one must never cost the run.
+            self.problems.append(f"ignored unreadable checkpoint {self.path}: {exc}")
+            return None
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            _set_rng_states(state["rng"], generator, self.device)
+        except _UNREADABLE as exc:
+            # The objects are half-loaded now: the caller starts the run again without it.
+            self.problems.append(f"ignored unusable checkpoint {self.path}: {exc}")
+            raise CheckpointUnusable(str(exc)) from None
+        loop = state["loop"]
+        best_key = loop["best_key"]
+        self.resumed_from = int(loop["epoch"])
+        return ResumeState(
+            epoch=int(loop["epoch"]),
+            records=list(loop["records"]),
+            best_key=tuple(best_key) if best_key is not None else None,
+            best_state=loop["best_state"],
+            best_epoch=int(loop["best_epoch"]),
+        )
+
+    def epoch_end(self, epoch: int, model, optimizer, scheduler, generator: torch.Generator,
+                  loop: ResumeState) -> None:
+        """Save after every ``plan.every``-th epoch (not after the last: the record follows)."""
+        if self.plan.every <= 0 or epoch % self.plan.every != 0:
+            return
+        from .storage import atomic_torch_save  # storage imports records -> train; keep lazy
+
+        atomic_torch_save(self.path, {
+            "version": CHECKPOINT_VERSION,
+            "run_id": self.run_id,
+            "model": _cpu(model.state_dict()),
+            "optimizer": _cpu(optimizer.state_dict()),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "rng": _rng_states(generator, self.device),
+            "loop": {
+                "epoch": epoch,
+                "records": loop.records,
+                "best_key": list(loop.best_key) if loop.best_key is not None else None,
+                "best_state": _cpu(loop.best_state) if loop.best_state is not None else None,
+                "best_epoch": loop.best_epoch,
+            },
+        })
+
+
+class CheckpointUnusable(Exception):
+    """The checkpoint could not be loaded; the run starts over from epoch 1."""
+
+
+def _cpu(obj: Any) -> Any:
+    """A deep copy with every tensor on the CPU (a checkpoint must load on any machine)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", memory_format=torch.contiguous_format).clone()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
+
+
+def _rng_states(generator: torch.Generator, device: str) -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch_cpu": torch.get_rng_state(),
+        "torch_cuda": torch.cuda.get_rng_state(torch.device(device)) if device.startswith("cuda") else None,
+        "data_order": generator.get_state(),
+        # Plain ints and tensors only, so the file loads with weights_only=True.
+        "python": [version, list(internal), gauss_next],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+    }
+
+
+def _set_rng_states(rng: dict[str, Any], generator: torch.Generator, device: str) -> None:
+    torch.set_rng_state(rng["torch_cpu"])
+    if device.startswith("cuda") and rng["torch_cuda"] is not None:
+        torch.cuda.set_rng_state(rng["torch_cuda"], torch.device(device))
+    generator.set_state(rng["data_order"])
+    version, internal, gauss_next = rng["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    kind, keys, pos, has_gauss, cached = rng["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))

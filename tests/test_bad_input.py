@@ -4,9 +4,6 @@ Each case runs the CLI against an output directory that already holds finished r
 copy of the ``digits_run`` grid) and checks that every file in it keeps its bytes.
 Most cases run in-process (an uncaught exception would fail the test with its traceback);
 a few run the real ``python -m bench`` in a subprocess to check stderr for a traceback.
-
-Note for the integrator: add ``report`` on a garbage runs.csv to GARBAGE_TABLE_COMMANDS
-once the report command is merged.
 """
 
 from __future__ import annotations
@@ -234,7 +231,6 @@ GARBAGE = {
     "dataset cell edited": (lambda runs: _lenet_rows(runs, list(runs.columns), dataset="cifar"),
                             "runs.csv names dataset 'cifar', which config.json does not describe"),
 }
-GARBAGE_TABLE_COMMANDS = ("predict",)  # integrator: add "report" when it is merged
 
 
 @pytest.mark.parametrize("case", list(GARBAGE), ids=list(GARBAGE))
@@ -249,13 +245,25 @@ def test_garbage_runs_csv_before_predict(case, results, tmp_path, capsys):
     image = tmp_path / "seven.png"
     Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(image)
     before = snapshot(results)
-    for command in GARBAGE_TABLE_COMMANDS:
-        status, err = run_bad(capsys, command, str(results), "--arch", "lenet", str(image))
-        if expected is None:  # damage a command can work around: it must still not crash
-            assert status == 0 and err == ""
-        else:
-            assert_one_clear_line(status, err, expected)
+    status, err = run_bad(capsys, "predict", str(results), "--arch", "lenet", str(image))
+    if expected is None:  # damage a command can work around: it must still not crash
+        assert status == 0 and err == ""
+    else:
+        assert_one_clear_line(status, err, expected)
     assert snapshot(results) == before
+
+
+@pytest.mark.parametrize("case", list(GARBAGE), ids=list(GARBAGE))
+def test_garbage_runs_csv_before_report(case, results, capsys):
+    """The report validates every column it reads: any damage is one line naming runs.csv."""
+    garbage, _ = GARBAGE[case]
+    if callable(garbage):
+        garbage = garbage(pd.read_csv(results / "runs.csv"))
+    (results / "runs.csv").write_bytes(garbage)
+    before = snapshot(results)
+    status, err = run_bad(capsys, "report", str(results))
+    assert_one_clear_line(status, err, "runs.csv")
+    assert snapshot(results) == before, "a refused report must not touch the stored results"
 
 
 # -- a full disk ---------------------------------------------------------------------------

@@ -138,6 +138,11 @@ def load(out: Path) -> Stored:
     if not isinstance(invocation, dict):
         raise BenchError(f"{out / 'config.json'} does not hold a cnnbench invocation")
     runs, epochs, confusion = validate(read_tables(out), out)
+    described = set((invocation.get("datasets") or {}).keys())
+    unknown = sorted(set(runs["dataset"].astype(str)) - described)
+    if unknown:
+        raise BenchError(f"{out / 'runs.csv'} names dataset {unknown[0]!r}, which config.json does not "
+                         "describe; was it edited by hand?")
     stored = Stored(out=out, invocation=invocation, runs=runs, epochs=epochs, confusion=confusion)
     for dataset in stored.datasets:
         try:

@@ -21,7 +21,7 @@ def make_executor(name: str, **options) -> Executor:
     if name == "local":
         given = [flag for flag, key in RAY_OPTIONS.items() if options.get(key) is not None]
         if given:
-            raise BenchError(f"{', '.join(given)} only apply with --executor ray")
+            raise BenchError(f"{', '.join(given)} only used with --executor ray")
         return LocalExecutor(workers=options.get("workers"), device=device)
     if name == "ray":
         from .ray_executor import RayExecutor  # imports Ray only when chosen

@@ -32,7 +32,7 @@ ENV_COLUMNS = set(environment("cpu"))
 
 def grid_args(out: Path, *extra: str, archs: str = "lenet,dilated", seeds: str = "2") -> list[str]:
     return ["--archs", archs, "--dataset", "digits", "--seeds", seeds, "--epochs", "1",
-            "--out", str(out), "--no-report", *extra]
+            "--out", str(out), "--no-report", *extra]  # a later --epochs wins
 
 
 def metric_tables(out: Path) -> dict[str, pd.DataFrame]:
@@ -53,6 +53,18 @@ def ray_instance():
     ray.shutdown()
 
 
+def busy_workers() -> list[psutil.Process]:
+    """This process's Ray workers training a run now (Ray titles a busy worker by its task name)."""
+    busy = []
+    for proc in psutil.Process().children(recursive=True):  # our Ray's raylet and its workers
+        try:
+            if proc.cmdline() and proc.cmdline()[0].startswith("ray::" + TASK_PREFIX):
+                busy.append(proc)
+        except psutil.Error:
+            continue
+    return busy
+
+
 class WorkerKiller(threading.Thread):
     """SIGKILLs the first Ray worker process it sees training a run (once)."""
 
@@ -63,18 +75,16 @@ class WorkerKiller(threading.Thread):
         self._done = threading.Event()
 
     def run(self) -> None:
-        me = psutil.Process()
         while not self._done.is_set() and self.killed_pid is None:
-            for proc in me.children(recursive=True):  # our Ray's raylet and its workers
+            for proc in busy_workers():
                 try:
-                    title = proc.cmdline()[0] if proc.cmdline() else ""
+                    title = proc.cmdline()[0]
                 except psutil.Error:
                     continue
-                if title.startswith("ray::" + TASK_PREFIX):  # Ray titles a busy worker by task name
-                    self.killed_run = title.removeprefix("ray::" + TASK_PREFIX).strip()
-                    os.kill(proc.pid, signal.SIGKILL)
-                    self.killed_pid = proc.pid
-                    return
+                self.killed_run = title.removeprefix("ray::" + TASK_PREFIX).strip()
+                os.kill(proc.pid, signal.SIGKILL)
+                self.killed_pid = proc.pid
+                return
             time.sleep(0.01)
 
     def stop(self) -> None:
@@ -140,6 +150,30 @@ def test_run_whose_worker_dies_too_often_is_failed_and_resumable(tmp_path, ray_i
     assert run_cli(*grid_args(out, "--executor", "ray", archs="dilated")) == 0
     assert load_record(out, killer.killed_run).status == "ok"
     assert set(read_tables(out)["runs.csv"]["status"]) == {"ok"}
+
+
+def test_interrupt_cancels_outstanding_tasks(tmp_path, ray_instance):
+    out = tmp_path / "grid"
+
+    def interrupt_after_first_record():
+        deadline = time.monotonic() + 60
+        while not list(out.glob("runs/*/record.json")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would; the runner turns it into Interrupted
+
+    thread = threading.Thread(target=interrupt_after_first_record, daemon=True)
+    thread.start()
+    status = run_cli(*grid_args(out, "--executor", "ray", "--epochs", "3", archs="lenet", seeds="4"))
+    thread.join(timeout=5)
+    assert status == 130
+    assert 1 <= len(list(out.glob("runs/*/record.json"))) < 4
+    # Cancelled with force: no worker goes on training a run for nobody (queued ones never start).
+    deadline = time.monotonic() + 5
+    while busy_workers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert busy_workers() == []
+    time.sleep(1)
+    assert busy_workers() == []
 
 
 def test_without_ray_one_line_says_how_to_install(tmp_path, monkeypatch, capsys):

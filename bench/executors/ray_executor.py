@@ -99,7 +99,8 @@ class RayExecutor(Executor):
                 ref = remote.options(name=TASK_PREFIX + task.config.run_id(), **resources).remote(task, box, CPUS_PER_RUN)
                 pending[ref] = task
             while pending:
-                done, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SECONDS)
+                with _signal_exceptions_unwrapped():
+                    done, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SECONDS)
                 for ref in done:
                     yield self._result(ref, pending.pop(ref))
         finally:
@@ -144,7 +145,7 @@ class RayExecutor(Executor):
                 import bench
 
                 ray.init(address=self.address, logging_level="ERROR", log_to_driver=False,
-                         runtime_env={"py_modules": [bench, architectures]})
+                         runtime_env={"py_modules": [os.path.dirname(m.__file__) for m in (bench, architectures)]})
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = self.address or "a local instance"
             raise BenchError(f"could not start Ray on {where}: {str(exc).strip().splitlines()[0]}") from None
@@ -159,6 +160,23 @@ class RayExecutor(Executor):
         self._cluster = {"ray_cluster_cpus": resources.get("CPU", 0.0),
                          "ray_cluster_gpus": resources.get("GPU", 0.0),
                          "ray_nodes": sum(1 for n in self.ray.nodes() if n.get("Alive"))}
+
+
+class _signal_exceptions_unwrapped:
+    """Let the runner's Interrupted (raised by its SIGINT/SIGTERM handler) out of Ray calls.
+
+    Ray's C++ wait runs Python signal handlers while it blocks; an exception a handler
+    raises comes back as a SystemError ("returned a result with an exception set") with
+    the real exception as its context.
+    """
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is SystemError and exc.__context__ is not None:
+            raise exc.__context__
+        return False
 
 
 def _run_on_worker(task: RunTask, dataset_box: list, threads: int) -> RunRecord:

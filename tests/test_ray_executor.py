@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -189,3 +190,17 @@ def test_without_ray_one_line_says_how_to_install(tmp_path, monkeypatch, capsys)
 def test_ray_options_without_ray_executor_are_rejected(tmp_path, capsys):
     assert run_cli(*grid_args(tmp_path / "grid", "--ray-address", "auto")) == 2
     assert capsys.readouterr().err.strip() == "error: --ray-address only used with --executor ray"
+
+
+def test_unreachable_cluster_address_fails_fast_in_one_line(tmp_path, capsys):
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port on which nothing listens once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "grid"
+    started = time.monotonic()
+    assert run_cli(*grid_args(out, "--executor", "ray", "--ray-address", f"ray://127.0.0.1:{port}")) == 2
+    assert time.monotonic() - started < 60  # ray.init alone would retry for minutes
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --ray-address ray://127.0.0.1:{port}: no Ray cluster")
+    assert not out.exists()

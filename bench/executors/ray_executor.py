@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -32,6 +33,7 @@ INSTALL_HINT = "pip install 'cnnbench[ray]'"
 DEFAULT_RETRIES = 3
 CPUS_PER_RUN = 1  # one torch thread per run, as the local executor uses with one worker per core
 TASK_PREFIX = "cnnbench:"  # Ray titles a busy worker process "ray::cnnbench:<run id>"
+PROBE_SECONDS = 5.0  # to reach a cluster's address before handing it to ray.init
 WAIT_SECONDS = 0.5  # ray.wait in slices, so SIGINT/SIGTERM reach the runner promptly
 
 
@@ -73,6 +75,8 @@ class RayExecutor(Executor):
         if address is not None and num_cpus is not None:
             raise BenchError("--workers sizes a local Ray instance; with --ray-address the cluster decides")
         self.num_cpus = num_cpus or os.cpu_count() or 1
+        if address is not None:
+            _probe(address)
         self._cluster: dict[str, Any] = {}
 
     def describe(self) -> dict[str, object]:
@@ -148,7 +152,11 @@ class RayExecutor(Executor):
                          runtime_env={"py_modules": [os.path.dirname(m.__file__) for m in (bench, architectures)]})
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = self.address or "a local instance"
-            raise BenchError(f"could not start Ray on {where}: {str(exc).strip().splitlines()[0]}") from None
+            hint = ""
+            if self.address is not None and "RAY_AUTH_MODE" not in os.environ:
+                hint = ("; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token "
+                        "and the head's ~/.ray/auth_token on this machine")
+            raise BenchError(f"could not start Ray on {where}: {str(exc).strip().splitlines()[0]}{hint}") from None
         finally:
             for s, handler in handlers.items():
                 signal.signal(s, handler)
@@ -160,6 +168,23 @@ class RayExecutor(Executor):
         self._cluster = {"ray_cluster_cpus": resources.get("CPU", 0.0),
                          "ray_cluster_gpus": resources.get("GPU", 0.0),
                          "ray_nodes": sum(1 for n in self.ray.nodes() if n.get("Alive"))}
+
+
+def _probe(address: str) -> None:
+    """Fail in seconds, with one line, when nothing listens at a host:port address.
+
+    ray.init retries an unreachable cluster for minutes, printing a warning every few
+    seconds; "auto" is left to Ray (it reads this machine's latest cluster address).
+    """
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as exc:
+        raise BenchError(f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+                         "start one with `ray start --head`") from None
 
 
 class _signal_exceptions_unwrapped:

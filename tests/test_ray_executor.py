@@ -203,3 +203,24 @@ def test_unreachable_cluster_address_fails_fast_in_one_line(tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: --ray-address ray://127.0.0.1:{port}: no Ray cluster")
     assert not out.exists()
+
+
+def test_gpu_options_are_validated_without_a_gpu(tmp_path, capsys):
+    pytest.importorskip("ray")
+    from bench.errors import BenchError
+    from bench.executors import make_executor
+
+    packed = make_executor("ray", device="cuda", gpus_per_run=0.25)
+    assert packed.gpus_per_run == 0.25 and packed.describe()["gpus_per_run"] == 0.25
+    assert make_executor("ray", device="cuda").gpus_per_run == 1.0
+    assert make_executor("ray", device="cpu").gpus_per_run == 0.0
+    for options, message in [
+        ({"device": "cuda:1"}, "Ray assigns GPUs"),
+        ({"device": "cuda", "gpus_per_run": 1.5}, "a fraction up to 1 or a whole number"),
+    ]:
+        with pytest.raises(BenchError, match=message):
+            make_executor("ray", **options)
+    # On the command line, on a CPU run:
+    assert run_cli(*grid_args(tmp_path / "grid", "--executor", "ray", "--device", "cpu",
+                              "--gpus-per-run", "0.5")) == 2
+    assert capsys.readouterr().err.strip() == "error: --gpus-per-run needs --device cuda"

@@ -119,10 +119,14 @@ class RayExecutor(Executor):
         cfg = task.config
         try:
             record = self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as exc:
+            # An exception execute() did not turn into a record: a bug, not retried.
+            cause = getattr(exc, "cause", None) or exc
+            return failed_record(cfg, f"{type(cause).__name__} in a Ray worker: {_first_line(cause)}")
         except self.ray.exceptions.RayError as exc:
-            # Worker lost more often than --ray-retries, or an error execute() did not catch.
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return failed_record(cfg, f"on Ray after {self.retries} retries: {type(exc).__name__}: {reason}")
+            # The worker (or its node) was lost more often than --ray-retries allows.
+            return failed_record(cfg, f"lost on Ray after {self.retries} retries: "
+                                      f"{type(exc).__name__}: {_first_line(exc)}")
         if record.run_id != cfg.run_id():
             # The worker's architecture source differs from the driver's (another checkout).
             return failed_record(cfg, f"Ray worker computed run id {record.run_id}, the driver "
@@ -156,7 +160,7 @@ class RayExecutor(Executor):
             if self.address is not None and "RAY_AUTH_MODE" not in os.environ:
                 hint = ("; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token "
                         "and the head's ~/.ray/auth_token on this machine")
-            raise BenchError(f"could not start Ray on {where}: {str(exc).strip().splitlines()[0]}{hint}") from None
+            raise BenchError(f"could not start Ray on {where}: {_first_line(exc)}{hint}") from None
         finally:
             for s, handler in handlers.items():
                 signal.signal(s, handler)
@@ -168,6 +172,11 @@ class RayExecutor(Executor):
         self._cluster = {"ray_cluster_cpus": resources.get("CPU", 0.0),
                          "ray_cluster_gpus": resources.get("GPU", 0.0),
                          "ray_nodes": sum(1 for n in self.ray.nodes() if n.get("Alive"))}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
 
 
 def _probe(address: str) -> None:

@@ -115,6 +115,13 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="parallel worker processes (default: one per CPU core on CPU, one per GPU on CUDA)")
     g.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="local processes, or a Ray cluster (pip install 'cnnbench[ray]')")
+    g.add_argument("--ray-address", default=None,
+                   help="ray executor: 'auto' (a cluster started with `ray start` on this machine) or "
+                        "ray://host:port (default: start a private local Ray instance, --workers CPUs)")
+    g.add_argument("--gpus-per-run", type=positive_float, default=None,
+                   help="ray executor with --device cuda: GPUs per run, a fraction packs runs (default 1)")
+    g.add_argument("--ray-retries", type=non_negative_int, default=None,
+                   help="ray executor: times a run is retried when its worker dies (default 3)")
 
     g = p.add_argument_group("files")
     g.add_argument("--out", default=None, help="output directory (default: reports/<dataset>)")
@@ -212,11 +219,12 @@ def main(args: argparse.Namespace, console: Console) -> int:
     selected = {c.arch for c in build_configs(args, ["digits"], device)}
     if args.baseline is not None and args.baseline not in selected:
         raise BenchError(f"--baseline {args.baseline!r} is not one of the selected architectures (--archs)")
+    executor = make_executor(args.executor, workers=args.workers, device=device, ray_address=args.ray_address,
+                             gpus_per_run=args.gpus_per_run, ray_retries=args.ray_retries)
     datasets, fallbacks = load_datasets(args, console)
     configs = build_configs(args, [d.name for d in datasets], device)
     out = Path(args.out) if args.out else Path("reports") / "-".join(d.name for d in datasets)
     prepare_output_dir(out)
-    executor = make_executor(args.executor, workers=args.workers, device=device)
     for dataset in datasets:
         provide_dataset(dataset)  # the in-process executor reuses the driver's copy
         save_samples(out, dataset)

@@ -10,17 +10,25 @@ from .base import EpochEvent, Executor
 from .local import LocalExecutor
 
 EXECUTORS = ("local", "ray")
+# Command-line flag -> make_executor option, for the options only the ray executor takes.
+RAY_OPTIONS = {"--ray-address": "ray_address", "--gpus-per-run": "gpus_per_run", "--ray-retries": "ray_retries"}
 
 
 def make_executor(name: str, **options) -> Executor:
-    if name == "local":
-        return LocalExecutor(workers=options.get("workers"), device=options.get("device", "cpu"))
-    if name == "ray":
-        from .ray_executor import RayExecutor  # optional dependency
-
-        return RayExecutor(**options)
     from ..errors import BenchError
 
+    device = options.get("device", "cpu")
+    if name == "local":
+        given = [flag for flag, key in RAY_OPTIONS.items() if options.get(key) is not None]
+        if given:
+            raise BenchError(f"{', '.join(given)} only used with --executor ray")
+        return LocalExecutor(workers=options.get("workers"), device=device)
+    if name == "ray":
+        from .ray_executor import RayExecutor  # imports Ray only when chosen
+
+        return RayExecutor(address=options.get("ray_address"), device=device,
+                           gpus_per_run=options.get("gpus_per_run"), retries=options.get("ray_retries"),
+                           num_cpus=options.get("workers"))
     raise BenchError(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}")
 
 

@@ -1,0 +1,227 @@
+"""The Ray executor: each run is a Ray task, on this machine or on a Ray cluster.
+
+Ray does the scheduling (CPUs, whole or fractional GPUs), retries tasks whose worker
+died, and starts a private local instance when no cluster address is given.  The driver
+keeps the part that matters for results: workers only ``execute`` a task and hand back
+its ``RunRecord`` (tensors included); the runner stores it, so resume, tables and the
+report are the same as with the local executor.
+
+Data: the driver has already loaded every dataset; each one goes into Ray's object store
+once (``ray.put``) and a worker process fetches it on its first task for that dataset.
+A task for a dataset the driver did not load reads it from its node's own data directory
+(``DataRequest``), the way a local worker would.
+
+Progress: records are yielded as tasks finish (``ray.wait``), which drives the grid bar
+and the per-run lines.  Per-epoch events are not forwarded from Ray workers (that would
+need an extra actor as a mailbox); a run's line appears when it finishes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ..errors import BenchError
+from ..records import RunRecord, failed_record
+from ..tasks import _DATASETS, RunTask
+from .base import EpochEvent, Executor
+
+INSTALL_HINT = "pip install 'cnnbench[ray]'"
+DEFAULT_RETRIES = 3
+CPUS_PER_RUN = 1  # one torch thread per run, as the local executor uses with one worker per core
+TASK_PREFIX = "cnnbench:"  # Ray titles a busy worker process "ray::cnnbench:<run id>"
+PROBE_SECONDS = 5.0  # to reach a cluster's address before handing it to ray.init
+WAIT_SECONDS = 0.5  # ray.wait in slices, so SIGINT/SIGTERM reach the runner promptly
+
+
+def import_ray():
+    """Import Ray, or end with one line that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise BenchError(f"--executor ray needs Ray, which is not installed: {INSTALL_HINT}") from None
+    return ray
+
+
+class RayExecutor(Executor):
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        device: str = "cpu",
+        gpus_per_run: float | None = None,
+        retries: int | None = None,
+        num_cpus: int | None = None,
+    ) -> None:
+        self.ray = import_ray()  # fail before the (slow) data loading, not after
+        self.address = address
+        self.device = device
+        self.retries = DEFAULT_RETRIES if retries is None else retries
+        if self.retries < 0:
+            raise BenchError(f"--ray-retries must be 0 or more, got {self.retries}")
+        cuda = device.startswith("cuda")
+        if device.startswith("cuda:"):
+            raise BenchError(f"--device {device} with --executor ray: Ray assigns GPUs to runs; use --device cuda")
+        if gpus_per_run is not None and not cuda:
+            raise BenchError("--gpus-per-run needs --device cuda")
+        gpus = 1.0 if gpus_per_run is None else float(gpus_per_run)
+        if cuda and not (0 < gpus <= 1 or gpus.is_integer()):
+            raise BenchError(f"--gpus-per-run must be a fraction up to 1 or a whole number, got {gpus_per_run}")
+        self.gpus_per_run = gpus if cuda else 0.0
+        if address is not None and num_cpus is not None:
+            raise BenchError("--workers sizes a local Ray instance; with --ray-address the cluster decides")
+        self.num_cpus = num_cpus or os.cpu_count() or 1
+        if address is not None:
+            _probe(address)
+        self._cluster: dict[str, Any] = {}
+
+    def describe(self) -> dict[str, object]:
+        return {"executor": self.name, "ray_address": self.address or "local",
+                "ray_retries": self.retries, "gpus_per_run": self.gpus_per_run,
+                "threads_per_worker": CPUS_PER_RUN, **self._cluster}
+
+    # -- running ------------------------------------------------------------------------
+    def run(self, tasks: Sequence[RunTask], on_epoch: EpochEvent | None = None) -> Iterator[RunRecord]:
+        if not tasks:
+            return
+        ray = self.ray
+        owned = self._connect()
+        pending: dict[Any, RunTask] = {}
+        try:
+            remote = ray.remote(_run_on_worker)
+            resources = {"num_cpus": CPUS_PER_RUN, "num_gpus": self.gpus_per_run, "max_retries": self.retries}
+            datasets = {name: ray.put(data) for name, data in _DATASETS.items()
+                        if any(t.config.dataset == name for t in tasks)}
+            for task in tasks:
+                # The ref is boxed in a list so Ray does not resolve it per task: a worker
+                # process fetches a dataset once and keeps it (bench.tasks cache).
+                box = [datasets[task.config.dataset]] if task.config.dataset in datasets else []
+                ref = remote.options(name=TASK_PREFIX + task.config.run_id(), **resources).remote(task, box, CPUS_PER_RUN)
+                pending[ref] = task
+            while pending:
+                with _signal_exceptions_unwrapped():
+                    done, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SECONDS)
+                for ref in done:
+                    yield self._result(ref, pending.pop(ref))
+        finally:
+            # Normal end: nothing left.  Closed early (Ctrl-C, an error): cancel what is
+            # queued or running, so a cluster does not keep training for nobody.
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            if owned:
+                ray.shutdown()
+
+    def _result(self, ref, task: RunTask) -> RunRecord:
+        cfg = task.config
+        try:
+            record = self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as exc:
+            # An exception execute() did not turn into a record: a bug, not retried.
+            cause = getattr(exc, "cause", None) or exc
+            return failed_record(cfg, f"{type(cause).__name__} in a Ray worker: {_first_line(cause)}")
+        except self.ray.exceptions.RayError as exc:
+            # The worker (or its node) was lost more often than --ray-retries allows.
+            return failed_record(cfg, f"lost on Ray after {self.retries} retries: "
+                                      f"{type(exc).__name__}: {_first_line(exc)}")
+        if record.run_id != cfg.run_id():
+            # The worker's architecture source differs from the driver's (another checkout).
+            return failed_record(cfg, f"Ray worker computed run id {record.run_id}, the driver "
+                                      f"{cfg.run_id()}: nodes run a different cnnbench version")
+        return record
+
+    def _connect(self) -> bool:
+        """Connect to Ray; True when this call started (and so must stop) the instance."""
+        ray = self.ray
+        if ray.is_initialized():  # a notebook or test already connected: use that
+            self._note_cluster()
+            return False
+        # ray.init may install its own signal handlers; the runner's must stay in charge.
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            if self.address is None:
+                ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False,
+                         _node_ip_address="127.0.0.1", logging_level="ERROR", log_to_driver=False)
+            else:
+                # Ship the driver's own code, so every node trains the same architectures
+                # (their source digest is part of each run id).  Nodes need the same
+                # third-party packages (torch, ...) installed.
+                import architectures
+                import bench
+
+                ray.init(address=self.address, logging_level="ERROR", log_to_driver=False,
+                         runtime_env={"py_modules": [os.path.dirname(m.__file__) for m in (bench, architectures)]})
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = self.address or "a local instance"
+            hint = ""
+            if self.address is not None and "RAY_AUTH_MODE" not in os.environ:
+                hint = ("; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token "
+                        "and the head's ~/.ray/auth_token on this machine")
+            raise BenchError(f"could not start Ray on {where}: {_first_line(exc)}{hint}") from None
+        finally:
+            for s, handler in handlers.items():
+                signal.signal(s, handler)
+        self._note_cluster()
+        return True
+
+    def _note_cluster(self) -> None:
+        resources = self.ray.cluster_resources()
+        self._cluster = {"ray_cluster_cpus": resources.get("CPU", 0.0),
+                         "ray_cluster_gpus": resources.get("GPU", 0.0),
+                         "ray_nodes": sum(1 for n in self.ray.nodes() if n.get("Alive"))}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _probe(address: str) -> None:
+    """Fail in seconds, with one line, when nothing listens at a host:port address.
+
+    ray.init retries an unreachable cluster for minutes, printing a warning every few
+    seconds; "auto" is left to Ray (it reads this machine's latest cluster address).
+    """
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_SECONDS).close()
+    except OSError as exc:
+        raise BenchError(f"--ray-address {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+                         "start one with `ray start --head`") from None
+
+
+class _signal_exceptions_unwrapped:
+    """Let the runner's Interrupted (raised by its SIGINT/SIGTERM handler) out of Ray calls.
+
+    Ray's C++ wait runs Python signal handlers while it blocks; an exception a handler
+    raises comes back as a SystemError ("returned a result with an exception set") with
+    the real exception as its context.
+    """
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is SystemError and exc.__context__ is not None:
+            raise exc.__context__
+        return False
+
+
+def _run_on_worker(task: RunTask, dataset_box: list, threads: int) -> RunRecord:
+    """What a Ray task runs, in a Ray worker process."""
+    import torch
+
+    from ..tasks import execute, provide_dataset
+
+    torch.set_num_threads(threads)  # Ray gave this task `threads` CPUs
+    if dataset_box and task.config.dataset not in _DATASETS:
+        import ray
+
+        provide_dataset(ray.get(dataset_box[0]))
+    return execute(task)

@@ -1,0 +1,226 @@
+"""The ray executor: same tables as the local executor, lost workers retried, no Ray -> one line.
+
+Ray starts slowly (5-10 s here), so the tests that only need *a* Ray instance share one
+started by a module fixture; the executor uses an instance the process is already
+connected to.  The equality test goes through the CLI's own start-and-stop path.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+
+from bench.environment import environment
+from bench.executors.ray_executor import TASK_PREFIX
+from bench.storage import load_record, read_tables
+from conftest import run_cli
+
+pytestmark = pytest.mark.ray
+
+# Columns that measure the machine or the moment rather than the training.
+TIMING_COLUMNS = {"total_seconds", "train_seconds", "mean_epoch_seconds", "train_images_per_s", "eval_seconds"}
+ENV_COLUMNS = set(environment("cpu"))
+
+
+def grid_args(out: Path, *extra: str, archs: str = "lenet,dilated", seeds: str = "2") -> list[str]:
+    return ["--archs", archs, "--dataset", "digits", "--seeds", seeds, "--epochs", "1",
+            "--out", str(out), "--no-report", *extra]  # a later --epochs wins
+
+
+def metric_tables(out: Path) -> dict[str, pd.DataFrame]:
+    tables = read_tables(out)
+    return {name: df.drop(columns=[c for c in df.columns if c in TIMING_COLUMNS | ENV_COLUMNS])
+            for name, df in tables.items()}
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    """One private local Ray instance (2 CPUs, no dashboard) for the tests of this module."""
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.fail("a Ray instance is already connected in this process")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+             logging_level="ERROR", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def busy_workers() -> list[psutil.Process]:
+    """This process's Ray workers training a run now (Ray titles a busy worker by its task name)."""
+    busy = []
+    for proc in psutil.Process().children(recursive=True):  # our Ray's raylet and its workers
+        try:
+            if proc.cmdline() and proc.cmdline()[0].startswith("ray::" + TASK_PREFIX):
+                busy.append(proc)
+        except psutil.Error:
+            continue
+    return busy
+
+
+class WorkerKiller(threading.Thread):
+    """SIGKILLs the first Ray worker process it sees training a run (once)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.killed_pid: int | None = None
+        self.killed_run: str | None = None
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set() and self.killed_pid is None:
+            for proc in busy_workers():
+                try:
+                    title = proc.cmdline()[0]
+                except psutil.Error:
+                    continue
+                self.killed_run = title.removeprefix("ray::" + TASK_PREFIX).strip()
+                os.kill(proc.pid, signal.SIGKILL)
+                self.killed_pid = proc.pid
+                return
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=5)
+
+
+def test_ray_tables_equal_local_tables(tmp_path):
+    ray = pytest.importorskip("ray")
+    connected_before = ray.is_initialized()
+    # One thread per run in both: local with one worker per core, Ray with 1 CPU per task.
+    local, remote = tmp_path / "local", tmp_path / "ray"
+    assert run_cli(*grid_args(local, "--workers", str(os.cpu_count() or 1))) == 0
+    assert run_cli(*grid_args(remote, "--executor", "ray", "--workers", "2")) == 0
+    # A Ray instance the executor started is stopped again.
+    assert ray.is_initialized() == connected_before
+
+    expected, got = metric_tables(local), metric_tables(remote)
+    assert set(got) == {"runs.csv", "epochs.csv", "confusion.csv"}
+    assert len(got["runs.csv"]) == 4 and set(got["runs.csv"]["status"]) == {"ok"}
+    for name in expected:
+        pd.testing.assert_frame_equal(got[name], expected[name], check_exact=True, obj=name)
+    # The tensors came back too and were stored by the driver.
+    run_id = got["runs.csv"]["run_id"].iloc[0]
+    assert (remote / "runs" / run_id / "weights.pt").is_file()
+
+
+def test_killed_worker_is_retried_and_grid_completes(tmp_path, ray_instance):
+    out = tmp_path / "grid"
+    killer = WorkerKiller()
+    killer.start()
+    try:
+        status = run_cli(*grid_args(out, "--executor", "ray", archs="dilated", seeds="3"))
+    finally:
+        killer.stop()
+    assert killer.killed_pid is not None, "no Ray worker was seen training a run"
+    assert not psutil.pid_exists(killer.killed_pid) or \
+        psutil.Process(killer.killed_pid).status() == psutil.STATUS_ZOMBIE
+    assert status == 0
+    runs = read_tables(out)["runs.csv"]
+    assert len(runs) == 3 and set(runs["status"]) == {"ok"}
+    assert killer.killed_run in set(runs["run_id"])  # the killed run is there, trained on retry
+
+
+def test_run_whose_worker_dies_too_often_is_failed_and_resumable(tmp_path, ray_instance):
+    out = tmp_path / "grid"
+    killer = WorkerKiller()
+    killer.start()
+    try:
+        status = run_cli(*grid_args(out, "--executor", "ray", "--ray-retries", "0", archs="dilated"))
+    finally:
+        killer.stop()
+    assert killer.killed_pid is not None
+    assert status == 1  # a failed run, but the grid finished
+    runs = read_tables(out)["runs.csv"].set_index("run_id")
+    assert len(runs) == 2
+    assert runs.loc[killer.killed_run, "status"] == "failed"
+    assert "WorkerCrashedError" in runs.loc[killer.killed_run, "error"]
+    other = next(r for r in runs.index if r != killer.killed_run)
+    assert runs.loc[other, "status"] == "ok"
+
+    # Resume: the failed run is trained again, the finished one reused.
+    assert run_cli(*grid_args(out, "--executor", "ray", archs="dilated")) == 0
+    assert load_record(out, killer.killed_run).status == "ok"
+    assert set(read_tables(out)["runs.csv"]["status"]) == {"ok"}
+
+
+def test_interrupt_cancels_outstanding_tasks(tmp_path, ray_instance):
+    out = tmp_path / "grid"
+
+    def interrupt_after_first_record():
+        deadline = time.monotonic() + 60
+        while not list(out.glob("runs/*/record.json")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C would; the runner turns it into Interrupted
+
+    thread = threading.Thread(target=interrupt_after_first_record, daemon=True)
+    thread.start()
+    status = run_cli(*grid_args(out, "--executor", "ray", "--epochs", "3", archs="lenet", seeds="4"))
+    thread.join(timeout=5)
+    assert status == 130
+    assert 1 <= len(list(out.glob("runs/*/record.json"))) < 4
+    # Cancelled with force: no worker goes on training a run for nobody (queued ones never start).
+    deadline = time.monotonic() + 5
+    while busy_workers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert busy_workers() == []
+    time.sleep(1)
+    assert busy_workers() == []
+
+
+def test_without_ray_one_line_says_how_to_install(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    out = tmp_path / "grid"
+    assert run_cli(*grid_args(out, "--executor", "ray")) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert lines == ["error: --executor ray needs Ray, which is not installed: pip install 'cnnbench[ray]'"]
+    assert not out.exists()  # it stopped before loading data or writing anything
+
+
+def test_ray_options_without_ray_executor_are_rejected(tmp_path, capsys):
+    assert run_cli(*grid_args(tmp_path / "grid", "--ray-address", "auto")) == 2
+    assert capsys.readouterr().err.strip() == "error: --ray-address only used with --executor ray"
+
+
+def test_unreachable_cluster_address_fails_fast_in_one_line(tmp_path, capsys):
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port on which nothing listens once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "grid"
+    # Without the probe, ray.init would retry this address for minutes.
+    assert run_cli(*grid_args(out, "--executor", "ray", "--ray-address", f"ray://127.0.0.1:{port}")) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: --ray-address ray://127.0.0.1:{port}: no Ray cluster")
+    assert not out.exists()
+
+
+def test_gpu_options_are_validated_without_a_gpu(tmp_path, capsys):
+    pytest.importorskip("ray")
+    from bench.errors import BenchError
+    from bench.executors import make_executor
+
+    packed = make_executor("ray", device="cuda", gpus_per_run=0.25)
+    assert packed.gpus_per_run == 0.25 and packed.describe()["gpus_per_run"] == 0.25
+    assert make_executor("ray", device="cuda").gpus_per_run == 1.0
+    assert make_executor("ray", device="cpu").gpus_per_run == 0.0
+    for options, message in [
+        ({"device": "cuda:1"}, "Ray assigns GPUs"),
+        ({"device": "cuda", "gpus_per_run": 1.5}, "a fraction up to 1 or a whole number"),
+    ]:
+        with pytest.raises(BenchError, match=message):
+            make_executor("ray", **options)
+    # On the command line, on a CPU run:
+    assert run_cli(*grid_args(tmp_path / "grid", "--executor", "ray", "--device", "cpu",
+                              "--gpus-per-run", "0.5")) == 2
+    assert capsys.readouterr().err.strip() == "error: --gpus-per-run needs --device cuda"

@@ -117,7 +117,7 @@ def test_garbage_runs_csv_is_one_line_and_non_zero(rendered, tmp_path):
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: "), proc.stderr
-    assert "runs.csv lacks column(s)" in proc.stderr and "Traceback" not in proc.stderr
+    assert "runs.csv is not a cnnbench table" in proc.stderr and "Traceback" not in proc.stderr
     assert (out / "epochs.csv").is_file()  # nothing stored is touched
 
 

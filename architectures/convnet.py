@@ -78,3 +78,43 @@ def dilated(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -
     return ConvNet(
         in_channels=in_channels, num_classes=num_classes, image_size=image_size, dilation=2
     )
+
+
+class BNConvNet(nn.Module):
+    """(conv 5x5 pad 2 -> BatchNorm -> ReLU -> max-pool) x 2 -> one linear layer."""
+
+    def __init__(
+        self, *, in_channels: int, num_classes: int, image_size: int, channels: tuple[int, int] = (16, 32)
+    ) -> None:
+        super().__init__()
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, 5, padding=2),
+            nn.BatchNorm2d(c1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 5, padding=2),
+            nn.BatchNorm2d(c2),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        n = flat_features(self.features, in_channels, image_size)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(n, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+@register_model(
+    "bn-convnet",
+    family="convnet",
+    description="two 5x5 convs (16, 32 channels) with BatchNorm and max-pool, FC 1568-10",
+    tags=("seed",),
+)
+def bn_convnet(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
+    """Batch-normalised convnet: conv 1->16 5x5 pad 2, BN, ReLU, max-pool; conv 16->32 likewise.
+
+    28x28 becomes 28, 14, 14, 7: 32*7*7 = 1568 features into a single linear layer.
+    Illustrates BatchNorm (and its train/eval difference) in a small MNIST network.
+    """
+    return BNConvNet(in_channels=in_channels, num_classes=num_classes, image_size=image_size)

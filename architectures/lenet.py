@@ -70,3 +70,25 @@ def lenet(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> 
         channels=(6, 16),
         kernels=(3, 5),
     )
+
+
+@register_model(
+    "lenet-12",
+    family="lenet",
+    description="LeNet with two 5x5 convs (6 and 12 channels), max-pool, FC 192-120-60",
+    tags=("seed",),
+)
+def lenet_12(in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
+    """The small tutorial LeNet: conv 1->6 5x5, conv 6->12 5x5, each with ReLU and max-pool 2.
+
+    28x28 becomes 24, 12, 8, 4: 12*4*4 = 192 features, then FC 120 and 60.  Narrower than
+    ``lenet``: the cheapest net in the zoo, so the one where per-step overhead shows most.
+    """
+    return LeNet(
+        in_channels=in_channels,
+        num_classes=num_classes,
+        image_size=image_size,
+        channels=(6, 12),
+        kernels=(5, 5),
+        hidden=(120, 60),
+    )

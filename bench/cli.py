@@ -43,9 +43,9 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
 
 def _commands():
-    from .commands import listing, predict, run
+    from .commands import listing, perf, predict, run
 
-    return {m.NAME: m for m in (run, listing, predict)}
+    return {m.NAME: m for m in (run, listing, predict, perf)}
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:

@@ -134,9 +134,55 @@ def _autocast(cfg: RunConfig):
     return nullcontext()
 
 
-def train_run(cfg: RunConfig, data: PreparedData, on_epoch: EpochCallback | None = None) -> TrainOutcome:
-    """Train ``cfg.arch`` on ``data`` for ``cfg.epochs`` and test the chosen weights."""
-    started = time.perf_counter()
+@dataclass
+class Training:
+    """A model ready to train under ``cfg``: what ``train_run`` and ``bench perf`` both time."""
+
+    cfg: RunConfig
+    model: nn.Module
+    forward: Callable[[torch.Tensor], torch.Tensor]  # the model, or its compiled form
+    optimizer: torch.optim.Optimizer
+    scheduler: object | None
+    memory_format: torch.memory_format
+    params: int
+    flops_per_image: int
+
+    def batch(self, data: PreparedData, split: Split, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalized images and labels at ``index``, in the run's memory format."""
+        x = data.normalize(split.images[index]).contiguous(memory_format=self.memory_format)
+        return x, split.labels[index]
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step; returns the (detached) loss and logits, with no host sync."""
+        with _autocast(self.cfg):
+            logits = self.forward(x)
+            loss = F.cross_entropy(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), logits.detach()
+
+    def run_steps(self, data: PreparedData, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Train on ``data.train`` in batches of ``order`` (indices on the device).
+
+        Returns the summed loss (float64) and hit count as device tensors: the caller reads
+        them once, so nothing in here waits for the device.
+        """
+        device = order.device
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        hits = torch.zeros((), dtype=torch.int64, device=device)
+        batch_size = self.cfg.batch_size
+        for start in range(0, len(order), batch_size):
+            x, y = self.batch(data, data.train, order[start:start + batch_size])
+            loss, logits = self.step(x, y)
+            # float64 before scaling, so the sum equals summing loss.item() * batch exactly
+            loss_sum += loss.double() * y.numel()
+            hits += (logits.argmax(1) == y).sum()
+        return loss_sum, hits
+
+
+def build_training(cfg: RunConfig, data: PreparedData) -> Training:
+    """Seed, build the model on the device in its memory format, and make its optimizer."""
     device = torch.device(cfg.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
@@ -150,8 +196,20 @@ def train_run(cfg: RunConfig, data: PreparedData, on_epoch: EpochCallback | None
     memory_format = choose_memory_format(cfg, model)
     model = model.to(device=device, memory_format=memory_format)
     optimizer = make_optimizer(cfg, model.parameters())
-    scheduler = make_scheduler(cfg, optimizer)
-    forward = torch.compile(model) if cfg.compile else model
+    return Training(
+        cfg=cfg, model=model, forward=torch.compile(model) if cfg.compile else model,
+        optimizer=optimizer, scheduler=make_scheduler(cfg, optimizer), memory_format=memory_format,
+        params=params, flops_per_image=flops,
+    )
+
+
+def train_run(cfg: RunConfig, data: PreparedData, on_epoch: EpochCallback | None = None) -> TrainOutcome:
+    """Train ``cfg.arch`` on ``data`` for ``cfg.epochs`` and test the chosen weights."""
+    started = time.perf_counter()
+    device = torch.device(cfg.device)
+    training = build_training(cfg, data)
+    model, optimizer, scheduler = training.model, training.optimizer, training.scheduler
+    memory_format, params, flops = training.memory_format, training.params, training.flops_per_image
     generator = data_order_generator(cfg.seed)
 
     train = data.train
@@ -167,20 +225,7 @@ def train_run(cfg: RunConfig, data: PreparedData, on_epoch: EpochCallback | None
         synchronize(cfg.device)
         t0 = time.perf_counter()
         order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        hits = torch.zeros((), dtype=torch.int64, device=device)
-        for start in range(0, n, cfg.batch_size):
-            index = order[start:start + cfg.batch_size]
-            x = data.normalize(train.images[index]).contiguous(memory_format=memory_format)
-            y = train.labels[index]
-            with _autocast(cfg):
-                logits = forward(x)
-                loss = F.cross_entropy(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * index.numel()
-            hits += (logits.detach().argmax(1) == y).sum()
+        loss_sum, hits = training.run_steps(data, order)
         synchronize(cfg.device)
         train_seconds = time.perf_counter() - t0
         if scheduler is not None:

@@ -13,7 +13,7 @@ from bench.datasets.mnist import DIGIT_CLASSES, load_idx_folder
 from bench.perf import PerfTiming, perf_table
 from bench.perf.recipe import torchvision_root, write_idx
 from bench.perf.table import GEOMEAN_ROW
-from tests.conftest import run_cli
+from bench.cli import main as run_cli
 
 
 def test_table_is_computed_from_the_timings():

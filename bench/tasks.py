@@ -50,9 +50,11 @@ def provide_dataset(dataset: Dataset) -> None:
 def prepared_data(cfg: RunConfig, request: DataRequest) -> PreparedData:
     key = (cfg.dataset, cfg.val_fraction, cfg.device)
     if key not in _PREPARED:
-        if cfg.dataset not in _DATASETS:
-            _DATASETS[cfg.dataset] = load_dataset(cfg.dataset, request.search())
-        _PREPARED[key] = prepare_data(_DATASETS[cfg.dataset], cfg.val_fraction, cfg.device)
+        # A dataset this process loads itself is not kept beside its prepared copy: the
+        # prepared train split is a second copy of the images (~50 MB for MNIST in every
+        # worker).  Datasets handed over with provide_dataset (the driver's) stay cached.
+        dataset = _DATASETS.get(cfg.dataset) or load_dataset(cfg.dataset, request.search())
+        _PREPARED[key] = prepare_data(dataset, cfg.val_fraction, cfg.device)
     return _PREPARED[key]
 
 

@@ -16,7 +16,7 @@ from .datasets import DataSearch, Dataset, load_dataset
 from .environment import environment
 from .errors import BenchError
 from .records import RunRecord, failed_record, record_from_outcome
-from .train import EpochCallback, PreparedData, prepare_data, train_run
+from .train import EpochCallback, PreparedData, prepare_data, run_threads, train_run
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,11 @@ def prepared_data(cfg: RunConfig, request: DataRequest) -> PreparedData:
 def execute(task: RunTask, on_epoch: EpochCallback | None = None) -> RunRecord:
     """Train one run; a failure inside it becomes a ``failed`` record, not a crash."""
     cfg = task.config
+    with run_threads(cfg.device):  # the thread count is part of what makes a run's bits
+        return _execute(cfg, task, on_epoch)
+
+
+def _execute(cfg: RunConfig, task: RunTask, on_epoch: EpochCallback | None) -> RunRecord:
     try:
         data = prepared_data(cfg, task.data)
         outcome = train_run(cfg, data, on_epoch)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +27,11 @@ from .devices import synchronize
 from .flops import arch_cost
 from .seeding import data_order_generator, seed_everything
 
+# Every CPU run trains with one intra-op thread.  oneDNN splits its reductions by thread
+# count, so 1 and 2 threads give different last bits (measured): fixed, a run's result
+# does not depend on --workers or the machine's core count.  Cores are used by running
+# one worker process per core instead, which was also faster here (see bench/perf).
+CPU_RUN_THREADS = 1
 EVAL_BATCH = 1000  # evaluation batch: large, as it has no effect on the result
 MISCLASSIFIED_KEPT = 16  # the most confidently wrong test images each run keeps
 
@@ -132,6 +137,20 @@ def choose_memory_format(cfg: RunConfig, model: nn.Module) -> torch.memory_forma
     if torch.device(cfg.device).type == "cpu" and has_conv:
         return torch.channels_last
     return torch.contiguous_format
+
+
+@contextmanager
+def run_threads(device: str):
+    """Run the body with ``CPU_RUN_THREADS`` torch threads on CPU; restore them after."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(CPU_RUN_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _autocast(cfg: RunConfig):

@@ -113,3 +113,25 @@ def test_memory_format_rule_is_fixed_per_structure():
         assert fmt(arch, device="cuda", requested="channels_last") == torch.channels_last
     mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     assert fmt("lenet", model=mlp) == torch.contiguous_format  # nothing for NHWC to speed up
+
+
+def test_a_run_gives_the_same_bits_whatever_the_process_thread_count():
+    """oneDNN splits reductions by thread count: execute fixes it, so --workers cannot matter."""
+    from bench.tasks import DataRequest, RunTask, execute
+
+    task = RunTask(RunConfig(arch="lenet-12", dataset="digits", epochs=1), DataRequest())
+    before = torch.get_num_threads()
+    records = []
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            records.append(execute(task))
+            assert torch.get_num_threads() == threads  # restored afterwards
+    finally:
+        torch.set_num_threads(before)
+    a, b = records
+    assert a.status == b.status == "ok"
+    assert a.env["cpu_threads"] == b.env["cpu_threads"] == 1
+    assert a.epochs[0]["train_loss"] == b.epochs[0]["train_loss"]
+    for name, value in a.state_dict.items():
+        assert torch.equal(value, b.state_dict[name]), name

@@ -23,7 +23,7 @@ from ..perf.recipe import recipe_loader, time_recipe, torchvision_root
 from ..perf.roof import matmul_flops_per_s
 from ..perf.table import GEOMEAN_ROW
 from ..storage import atomic_write_text
-from ..train import prepare_data
+from ..train import prepare_data, run_threads
 from .run import non_negative_int, positive_int
 
 NAME = "perf"
@@ -48,7 +48,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--full", action="store_true", help="time one whole epoch per path instead of --steps")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=positive_int, default=None,
-                   help="torch threads for both paths (default: torch's default, one per core)")
+                   help="torch threads for the recipe and the FLOP roof (default: torch's default, one "
+                        "per core); the cnnbench path uses what a run uses (one on CPU, as grid "
+                        "workers run, one per core)")
     p.add_argument("--memory-format", choices=MEMORY_FORMATS, default="auto",
                    help="cnnbench path's memory format (auto = bench.train's fixed rule)")
     p.add_argument("--compile", action="store_true", help="torch.compile the cnnbench path (compile time untimed)")
@@ -79,7 +81,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
     console.print(
         f"cnnbench perf: {len(archs)} architectures on {dataset.name}, batch {BATCH_SIZE}, Adam, "
         f"{'one epoch' if steps is None else f'{steps} steps'} after {args.warmup} warm-up steps, "
-        f"{device} ({device_name(device)}), {torch.get_num_threads()} thread(s)", soft_wrap=True)
+        f"{device} ({device_name(device)}), recipe and roof on {torch.get_num_threads()} thread(s), "
+        f"cnnbench on {_run_threads(device)} as its runs", soft_wrap=True)
     roof = matmul_flops_per_s(device)
     timings: list[PerfTiming] = []
     with tempfile.TemporaryDirectory(prefix="cnnbench-perf-") as scratch:
@@ -103,7 +106,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
                           f"cnnbench {native_images / native_seconds:,.0f} images/s")
     table = perf_table(timings, roof)
     table["device"] = device_name(device)
-    table["threads"] = torch.get_num_threads()
+    table["recipe_threads"] = torch.get_num_threads()
+    table["cnnbench_threads"] = _run_threads(device)
     table["mode"] = "epoch" if steps is None else f"{steps} steps"
     table["dataset"] = dataset.name
 
@@ -115,6 +119,11 @@ def main(args: argparse.Namespace, console: Console) -> int:
     console.print(render(table, roof))
     console.print(f"table written to {out} ({time.perf_counter() - started:.0f} s in all)")
     return 0
+
+
+def _run_threads(device: str) -> int:
+    with run_threads(device):
+        return torch.get_num_threads()
 
 
 def render(table, roof: float) -> Table:

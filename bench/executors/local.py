@@ -18,6 +18,7 @@ import torch
 from ..errors import BenchError
 from ..records import RunRecord
 from ..tasks import RunTask, execute
+from ..train import CPU_RUN_THREADS
 from .base import EpochEvent, Executor
 
 _EVENTS: queue.Queue | None = None  # set in each worker process by _init_worker
@@ -48,9 +49,11 @@ class LocalExecutor(Executor):
             )
 
     def describe(self) -> dict[str, object]:
-        return {"executor": self.name, "workers": self.workers,
-                "threads_per_worker": threads_per_worker(self.workers) if self.workers > 1
-                else torch.get_num_threads()}
+        if self.device == "cpu":
+            threads = CPU_RUN_THREADS  # tasks.execute trains every CPU run with this many
+        else:
+            threads = threads_per_worker(self.workers) if self.workers > 1 else torch.get_num_threads()
+        return {"executor": self.name, "workers": self.workers, "threads_per_worker": threads}
 
     def run(self, tasks: Sequence[RunTask], on_epoch: EpochEvent | None = None) -> Iterator[RunRecord]:
         if self.workers == 1:

@@ -13,7 +13,7 @@ import torch
 from ..config import RunConfig
 from ..devices import synchronize
 from ..seeding import data_order_generator
-from ..train import PreparedData, Training, build_training
+from ..train import PreparedData, Training, build_training, run_threads
 
 
 def native_training(cfg: RunConfig, data: PreparedData) -> Training:
@@ -33,7 +33,15 @@ def epoch_order(n: int, count: int, seed: int, device: str) -> torch.Tensor:
 def time_native(
     cfg: RunConfig, data: PreparedData, *, warmup: int, steps: int | None,
 ) -> tuple[Training, int, float]:
-    """Images trained and seconds taken: ``steps`` steps, or one whole epoch if None."""
+    """Images trained and seconds taken: ``steps`` steps, or one whole epoch if None.
+
+    With the thread count a run uses (``run_threads``: one on CPU), as a grid trains.
+    """
+    with run_threads(cfg.device):
+        return _time_native(cfg, data, warmup=warmup, steps=steps)
+
+
+def _time_native(cfg: RunConfig, data: PreparedData, *, warmup: int, steps: int | None):
     training = native_training(cfg, data)
     n, batch = len(data.train), cfg.batch_size
     count = n if steps is None else steps * batch

@@ -18,8 +18,8 @@ from ..datasets import DATA_ENV, DataSearch, load_dataset
 from ..devices import device_name, resolve_device
 from ..errors import BenchError
 from ..perf import DEFAULT_ARCHS, PerfTiming, perf_table
-from ..perf.native import time_native
-from ..perf.recipe import recipe_loader, time_recipe, torchvision_root
+from ..perf.native import NativeSession
+from ..perf.recipe import RecipeSession, recipe_loader, torchvision_root
 from ..perf.roof import matmul_flops_per_s
 from ..perf.table import GEOMEAN_ROW
 from ..storage import atomic_write_text
@@ -32,8 +32,9 @@ DataLoader, eager Adam steps) against cnnbench's own training path, same archite
 batch size, optimizer and data, in one process.  Prints images/s, the ratio, the geometric
 mean of the ratios, training FLOPs per image and the share of a fp32 matmul's FLOP/s."""
 
-DEFAULT_STEPS = 200
+DEFAULT_STEPS = 100
 DEFAULT_WARMUP = 20
+DEFAULT_REPEATS = 3
 BATCH_SIZE = 64
 
 
@@ -45,7 +46,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS,
                    help="timed training steps per path and architecture")
     p.add_argument("--warmup", type=non_negative_int, default=DEFAULT_WARMUP, help="untimed steps first")
-    p.add_argument("--full", action="store_true", help="time one whole epoch per path instead of --steps")
+    p.add_argument("--full", action="store_true", help="time whole epochs per path instead of --steps")
+    p.add_argument("--repeats", type=positive_int, default=DEFAULT_REPEATS,
+                   help="timed blocks per path, alternating the paths; the fastest block counts")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="torch threads for the recipe and the FLOP roof (default: torch's default, one "
@@ -80,7 +83,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
 
     console.print(
         f"cnnbench perf: {len(archs)} architectures on {dataset.name}, batch {BATCH_SIZE}, Adam, "
-        f"{'one epoch' if steps is None else f'{steps} steps'} after {args.warmup} warm-up steps, "
+        f"best of {args.repeats} blocks of {'one epoch' if steps is None else f'{steps} steps'} "
+        f"after {args.warmup} warm-up steps, "
         f"{device} ({device_name(device)}), recipe and roof on {torch.get_num_threads()} thread(s), "
         f"cnnbench on {_run_threads(device)} as its runs", soft_wrap=True)
     roof = matmul_flops_per_s(device)
@@ -89,13 +93,22 @@ def main(args: argparse.Namespace, console: Console) -> int:
         root, tv_name = torchvision_root(dataset, Path(scratch))
         loader = recipe_loader(root, tv_name, mean, std, BATCH_SIZE)
         for arch in archs:
-            recipe_images, recipe_seconds = time_recipe(
-                arch, loader, device=device, warmup=args.warmup, steps=steps)
             cfg = RunConfig(
                 arch=arch, dataset=dataset.name, batch_size=BATCH_SIZE, optimizer="adam", lr=1e-3,
                 val_fraction=0.0, test_weights="last", device=device, dtype=args.dtype,
                 memory_format=args.memory_format, compile=args.compile)
-            training, native_images, native_seconds = time_native(cfg, data, warmup=args.warmup, steps=steps)
+            recipe, native = RecipeSession(arch, loader, device=device), NativeSession(cfg, data)
+            recipe.warm_up(args.warmup)
+            native.warm_up(args.warmup)
+            # Alternate the two paths and keep each one's fastest block: the block least
+            # disturbed by whatever else the machine is doing, for both alike.
+            blocks = {"recipe": [], "native": []}
+            for _ in range(args.repeats):
+                blocks["recipe"].append(recipe.block(steps))
+                blocks["native"].append(native.block(steps))
+            (recipe_images, recipe_seconds), (native_images, native_seconds) = (
+                max(blocks[k], key=lambda b: b[0] / b[1]) for k in ("recipe", "native"))
+            training = native.training
             timings.append(PerfTiming(
                 arch=arch, recipe_images=recipe_images, recipe_seconds=recipe_seconds,
                 native_images=native_images, native_seconds=native_seconds,
@@ -103,12 +116,14 @@ def main(args: argparse.Namespace, console: Console) -> int:
                 memory_format="channels_last" if training.memory_format == torch.channels_last else "contiguous",
             ))
             console.print(f"  {arch}: recipe {recipe_images / recipe_seconds:,.0f} images/s, "
-                          f"cnnbench {native_images / native_seconds:,.0f} images/s")
+                          f"cnnbench {native_images / native_seconds:,.0f} images/s "
+                          f"(best of {args.repeats})")
     table = perf_table(timings, roof)
     table["device"] = device_name(device)
     table["recipe_threads"] = torch.get_num_threads()
     table["cnnbench_threads"] = _run_threads(device)
     table["mode"] = "epoch" if steps is None else f"{steps} steps"
+    table["repeats"] = args.repeats
     table["dataset"] = dataset.name
 
     out = Path(args.csv) if args.csv else Path("reports") / f"perf-{dataset.name}.csv"

@@ -20,38 +20,41 @@ def native_training(cfg: RunConfig, data: PreparedData) -> Training:
     return build_training(cfg, data)
 
 
-def epoch_order(n: int, count: int, seed: int, device: str) -> torch.Tensor:
-    """``count`` indices: seeded permutations of ``range(n)`` back to back, as epochs give."""
-    generator = data_order_generator(seed)
-    parts, have = [], 0
-    while have < count:
-        parts.append(torch.randperm(n, generator=generator))
-        have += n
-    return torch.cat(parts)[:count].to(device)
+class NativeSession:
+    """cnnbench's ``Training`` for ``cfg``, timed in blocks of steps (or epochs).
 
-
-def time_native(
-    cfg: RunConfig, data: PreparedData, *, warmup: int, steps: int | None,
-) -> tuple[Training, int, float]:
-    """Images trained and seconds taken: ``steps`` steps, or one whole epoch if None.
-
-    With the thread count a run uses (``run_threads``: one on CPU), as a grid trains.
+    Every block runs with the thread count a run uses (``run_threads``: one on CPU), as a
+    grid trains; the process's own setting is restored in between.
     """
-    with run_threads(cfg.device):
-        return _time_native(cfg, data, warmup=warmup, steps=steps)
 
+    def __init__(self, cfg: RunConfig, data: PreparedData) -> None:
+        self.cfg, self.data = cfg, data
+        with run_threads(cfg.device):
+            self.training = native_training(cfg, data)
+        self.generator = data_order_generator(cfg.seed)
+        self.pending = torch.empty(0, dtype=torch.int64)
 
-def _time_native(cfg: RunConfig, data: PreparedData, *, warmup: int, steps: int | None):
-    training = native_training(cfg, data)
-    n, batch = len(data.train), cfg.batch_size
-    count = n if steps is None else steps * batch
-    order = epoch_order(n, warmup * batch + count, cfg.seed, cfg.device)
-    training.run_steps(data, order[:warmup * batch])
-    synchronize(cfg.device)
-    t0 = time.perf_counter()
-    loss_sum, _hits = training.run_steps(data, order[warmup * batch:])
-    synchronize(cfg.device)
-    seconds = time.perf_counter() - t0
-    if not torch.isfinite(loss_sum):  # read once, after timing
-        raise RuntimeError(f"{cfg.arch}: training diverged during the perf measurement")
-    return training, count, seconds
+    def _order(self, count: int) -> torch.Tensor:
+        """The next ``count`` indices of back-to-back seeded epoch permutations."""
+        while len(self.pending) < count:
+            self.pending = torch.cat([self.pending, torch.randperm(len(self.data.train), generator=self.generator)])
+        order, self.pending = self.pending[:count], self.pending[count:]
+        return order.to(self.cfg.device)
+
+    def warm_up(self, steps: int) -> None:
+        with run_threads(self.cfg.device):
+            self.training.run_steps(self.data, self._order(steps * self.cfg.batch_size))
+
+    def block(self, steps: int | None) -> tuple[int, float]:
+        """Images and seconds of ``steps`` steps, or of one whole epoch if None."""
+        count = len(self.data.train) if steps is None else steps * self.cfg.batch_size
+        order = self._order(count)
+        with run_threads(self.cfg.device):
+            synchronize(self.cfg.device)
+            t0 = time.perf_counter()
+            loss_sum, _hits = self.training.run_steps(self.data, order)
+            synchronize(self.cfg.device)
+            seconds = time.perf_counter() - t0
+        if not torch.isfinite(loss_sum):  # read once, after timing
+            raise RuntimeError(f"{self.cfg.arch}: training diverged during the perf measurement")
+        return count, seconds

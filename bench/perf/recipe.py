@@ -74,20 +74,20 @@ def recipe_loader(root: Path, tv_name: str, mean: float, std: float, batch_size:
     return DataLoader(train, batch_size=batch_size, shuffle=True)
 
 
-def time_recipe(
-    arch: str, loader, *, device: str, warmup: int, steps: int | None, lr: float = 1e-3, seed: int = 0,
-) -> tuple[int, float]:
-    """Images trained and seconds taken by the recipe: ``steps`` steps, or one epoch if None.
+class RecipeSession:
+    """The recipe's model, optimizer and loader, timed in blocks of steps (or epochs)."""
 
-    Warm-up steps come first and are not timed.  Epoch boundaries inside the timed steps
-    (a new DataLoader iterator) are timed, as the recipe pays them.
-    """
-    seed_everything(seed)
-    model = build_model(arch, in_channels=1, num_classes=10, image_size=28).to(device)
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    def __init__(self, arch: str, loader, *, device: str, lr: float = 1e-3, seed: int = 0) -> None:
+        seed_everything(seed)
+        self.device = device
+        self.loader = loader
+        self.model = build_model(arch, in_channels=1, num_classes=10, image_size=28).to(device)
+        self.model.train()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
+        self.stream = _endless(loader)
 
-    def train(batches: Iterator) -> int:
+    def _train(self, batches: Iterator) -> int:
+        model, optimizer, device = self.model, self.optimizer, self.device
         images = 0
         for data, target in batches:
             data, target = data.to(device), target.to(device)
@@ -99,13 +99,20 @@ def time_recipe(
             images += len(target)
         return images
 
-    stream = _endless(loader)
-    train(_take(stream, warmup))
-    synchronize(device)
-    t0 = time.perf_counter()
-    images = train(iter(loader) if steps is None else _take(stream, steps))
-    synchronize(device)
-    return images, time.perf_counter() - t0
+    def warm_up(self, steps: int) -> None:
+        self._train(_take(self.stream, steps))
+
+    def block(self, steps: int | None) -> tuple[int, float]:
+        """Images and seconds of ``steps`` steps, or of one whole epoch (a new iterator) if None.
+
+        Epoch boundaries inside the block (a new DataLoader iterator) are timed: the
+        recipe pays them.
+        """
+        synchronize(self.device)
+        t0 = time.perf_counter()
+        images = self._train(iter(self.loader) if steps is None else _take(self.stream, steps))
+        synchronize(self.device)
+        return images, time.perf_counter() - t0
 
 
 def _endless(loader) -> Iterator:

@@ -126,12 +126,15 @@ def main(args: argparse.Namespace, console: Console) -> int:
     table["repeats"] = args.repeats
     table["dataset"] = dataset.name
 
-    out = Path(args.csv) if args.csv else Path("reports") / f"perf-{dataset.name}.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, table.to_csv(index=False))
     if not console.is_terminal:
         console.width = max(console.width, 140)  # a pipe or log gets the whole table, unwrapped
-    console.print(render(table, roof))
+    console.print(render(table, roof))  # first: a bad --csv must not lose the measurement
+    out = Path(args.csv) if args.csv else Path("reports") / f"perf-{dataset.name}.csv"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, table.to_csv(index=False))
+    except OSError as exc:
+        raise BenchError(f"cannot write --csv {out}: {exc.strerror or exc}") from None
     console.print(f"table written to {out} ({time.perf_counter() - started:.0f} s in all)")
     return 0
 

@@ -2,7 +2,7 @@
 
 They time exactly what a benchmark run executes (``bench.train.Training.step`` and
 ``bench.train.evaluate``), in the memory format the run would choose, on the embedded
-digits (no files needed).  Compare saved runs with ``--benchmark-compare``.
+digits (no files needed), with the thread count a run uses.  Compare saved runs with ``--benchmark-compare``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from architectures import list_models
 from bench.config import RunConfig
 from bench.datasets import DataSearch, Split, load_dataset
 from bench.devices import synchronize
-from bench.train import EVAL_BATCH, build_training, evaluate, prepare_data
+from bench.train import EVAL_BATCH, build_training, evaluate, prepare_data, run_threads
 
 BATCH = 64
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -42,7 +42,8 @@ def test_train_step(benchmark, arch, data):
         training.step(x, y)
         synchronize(cfg.device)
 
-    benchmark.pedantic(step, warmup_rounds=3, rounds=30, iterations=1)
+    with run_threads(cfg.device):  # the thread count a run trains with (one on CPU)
+        benchmark.pedantic(step, warmup_rounds=3, rounds=30, iterations=1)
 
 
 @pytest.mark.parametrize("arch", list_models())
@@ -52,7 +53,8 @@ def test_eval_batch(benchmark, arch, data):
     repeats = -(-EVAL_BATCH // len(data.test))
     batch = Split(data.test.images.repeat(repeats, 1, 1, 1)[:EVAL_BATCH],
                   data.test.labels.repeat(repeats)[:EVAL_BATCH])
-    result = benchmark.pedantic(
-        evaluate, args=(training.model, batch, data, cfg, training.memory_format),
-        warmup_rounds=1, rounds=10, iterations=1)
+    with run_threads(cfg.device):
+        result = benchmark.pedantic(
+            evaluate, args=(training.model, batch, data, cfg, training.memory_format),
+            warmup_rounds=1, rounds=10, iterations=1)
     assert 0.0 <= result.accuracy <= 1.0

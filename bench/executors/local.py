@@ -96,8 +96,9 @@ class LocalExecutor(Executor):
             while pending:
                 done = {f for f in pending if f.done()}
                 if not done and here:
-                    # Take the last run no worker has started (the pool works from the front).
-                    stolen = next((f for f in reversed(futures) if f in pending and f.cancel()), None)
+                    # Take the first run no worker has started yet (cancel() fails on those
+                    # a worker already holds), so runs go roughly in grid order.
+                    stolen = next((f for f in futures if f in pending and f.cancel()), None)
                     if stolen is not None:
                         pending.discard(stolen)
                         yield execute(by_future[stolen], forward_here)

@@ -47,8 +47,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="timed training steps per path and architecture")
     p.add_argument("--warmup", type=non_negative_int, default=DEFAULT_WARMUP, help="untimed steps first")
     p.add_argument("--full", action="store_true", help="time whole epochs per path instead of --steps")
-    p.add_argument("--repeats", type=positive_int, default=DEFAULT_REPEATS,
-                   help="timed blocks per path, alternating the paths; the fastest block counts")
+    p.add_argument("--repeats", type=positive_int, default=None,
+                   help=f"timed blocks per path, alternating the paths; the fastest block counts "
+                        f"(default: {DEFAULT_REPEATS}, or 1 with --full)")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--threads", type=positive_int, default=None,
                    help="torch threads for the recipe and the FLOP roof (default: torch's default, one "
@@ -79,6 +80,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
         raise BenchError(f"perf needs 28x28 single-channel images, {dataset.name} has another shape")
     mean, std = dataset.pixel_stats()
     steps = None if args.full else args.steps
+    if args.repeats is None:
+        args.repeats = 1 if args.full else DEFAULT_REPEATS
     data = prepare_data(dataset, 0.0, device)  # the whole training set, as the recipe uses
 
     console.print(

@@ -18,7 +18,7 @@ from .determinism import deterministic_mode, nondeterministic_op
 from .environment import environment
 from .errors import BenchError
 from .records import RunRecord, failed_record, record_from_outcome
-from .train import EpochCallback, PreparedData, prepare_data, train_run
+from .train import EpochCallback, PreparedData, prepare_data, run_threads, train_run
 
 
 @dataclass(frozen=True)
@@ -54,15 +54,22 @@ def provide_dataset(dataset: Dataset) -> None:
 def prepared_data(cfg: RunConfig, request: DataRequest) -> PreparedData:
     key = (cfg.dataset, cfg.val_fraction, cfg.device)
     if key not in _PREPARED:
-        if cfg.dataset not in _DATASETS:
-            _DATASETS[cfg.dataset] = load_dataset(cfg.dataset, request.search())
-        _PREPARED[key] = prepare_data(_DATASETS[cfg.dataset], cfg.val_fraction, cfg.device)
+        # A dataset this process loads itself is not kept beside its prepared copy: the
+        # prepared train split is a second copy of the images (~50 MB for MNIST in every
+        # worker).  Datasets handed over with provide_dataset (the driver's) stay cached.
+        dataset = _DATASETS.get(cfg.dataset) or load_dataset(cfg.dataset, request.search())
+        _PREPARED[key] = prepare_data(dataset, cfg.val_fraction, cfg.device)
     return _PREPARED[key]
 
 
 def execute(task: RunTask, on_epoch: EpochCallback | None = None) -> RunRecord:
     """Train one run; a failure inside it becomes a ``failed`` record, not a crash."""
     cfg = task.config
+    with run_threads(cfg.device):  # the thread count is part of what makes a run's bits
+        return _execute(cfg, task, on_epoch)
+
+
+def _execute(cfg: RunConfig, task: RunTask, on_epoch: EpochCallback | None) -> RunRecord:
     try:
         data = prepared_data(cfg, task.data)
         with deterministic_mode(cfg.deterministic) as nondeterministic:

@@ -23,7 +23,7 @@ from ..devices import resolve_device
 from ..errors import BenchError
 from ..records import STATUS_FAILED, RunRecord
 from ..storage import load_record, load_weights, read_invocation
-from ..train import prepare_data, train_run
+from ..train import prepare_data, run_threads, train_run
 
 NAME = "verify"
 DESCRIPTION = """Retrain one finished run from its stored config and report whether its metrics
@@ -105,13 +105,9 @@ def main(args: argparse.Namespace, console: Console) -> int:
     console.print(f"retraining {stored.run_id} ({cfg.epochs} epochs on {cfg.device}); expecting "
                   + ("a bit-for-bit match" if exact else f"a match within {args.tolerance}"), soft_wrap=True)
 
-    threads = int(stored.env.get("cpu_threads") or torch.get_num_threads())
-    if cfg.device == "cpu" and threads != torch.get_num_threads():
-        # CPU kernels split reductions by thread count, so the last bits of a float sum
-        # depend on it: retrain with the thread count the run had (recorded in its env).
-        torch.set_num_threads(threads)
     data = prepare_data(dataset, cfg.val_fraction, cfg.device)
-    with deterministic_mode(cfg.deterministic):
+    # The same thread count as every executor uses (CPU reductions' last bits depend on it).
+    with run_threads(cfg.device), deterministic_mode(cfg.deterministic):
         outcome = train_run(cfg, data)
     if outcome.status != stored.status:
         console.print(f"[red]MISMATCH[/]: the run ended {outcome.status}, the stored one {stored.status}")

@@ -6,6 +6,7 @@ target device and normalize them there, instead of running per-sample PIL transf
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,9 +59,17 @@ class Dataset:
         return len(self.classes)
 
     def pixel_stats(self) -> tuple[float, float]:
-        """Mean and std of training pixels in [0, 1] (MNIST: 0.1307, 0.3081)."""
-        x = self.train.images.to(torch.float64) / 255.0
-        return float(x.mean()), float(x.std())
+        """Mean and (sample) std of training pixels in [0, 1] (MNIST: 0.1307, 0.3081).
+
+        From a 256-bin histogram with exact integer sums: a float64 copy of MNIST would
+        take 376 MB (twice that while dividing) in every worker process.
+        """
+        counts = torch.bincount(self.train.images.flatten(), minlength=256).tolist()
+        n = sum(counts)
+        s1 = sum(v * c for v, c in enumerate(counts))
+        s2 = sum(v * v * c for v, c in enumerate(counts))
+        variance = (n * s2 - s1 * s1) / (n * (n - 1) * 255**2)  # exact ints, one rounding
+        return s1 / (255 * n), math.sqrt(variance)
 
 
 def from_numpy(

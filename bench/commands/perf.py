@@ -1,0 +1,164 @@
+"""``python -m bench perf``: cnnbench's training speed against the tutorial recipe."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from architectures import UnknownArchitectureError, resolve
+
+from ..config import DTYPES, MEMORY_FORMATS, RunConfig
+from ..datasets import DATA_ENV, DataSearch, load_dataset
+from ..devices import device_name, resolve_device
+from ..errors import BenchError
+from ..perf import DEFAULT_ARCHS, PerfTiming, perf_table
+from ..perf.native import NativeSession
+from ..perf.recipe import RecipeSession, recipe_loader, torchvision_root
+from ..perf.roof import matmul_flops_per_s
+from ..perf.table import GEOMEAN_ROW
+from ..storage import atomic_write_text
+from ..train import prepare_data, run_threads
+from .run import non_negative_int, positive_int
+
+NAME = "perf"
+DESCRIPTION = """Measure training speed: the tutorial recipe (torchvision MNIST + ToTensor/Normalize +
+DataLoader, eager Adam steps) against cnnbench's own training path, same architecture,
+batch size, optimizer and data, in one process.  Prints images/s, the ratio, the geometric
+mean of the ratios, training FLOPs per image and the share of a fp32 matmul's FLOP/s."""
+
+DEFAULT_STEPS = 100
+DEFAULT_WARMUP = 20
+DEFAULT_REPEATS = 3
+BATCH_SIZE = 64
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--archs", default=",".join(DEFAULT_ARCHS), help="architectures to time")
+    p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist", "digits"),
+                   help="training data (digits: embedded, for a quick check)")
+    p.add_argument("--data-dir", default=None, help=f"root holding mnist/ and fashion-mnist/ (also ${DATA_ENV})")
+    p.add_argument("--steps", type=positive_int, default=DEFAULT_STEPS,
+                   help="timed training steps per path and architecture")
+    p.add_argument("--warmup", type=non_negative_int, default=DEFAULT_WARMUP, help="untimed steps first")
+    p.add_argument("--full", action="store_true", help="time whole epochs per path instead of --steps")
+    p.add_argument("--repeats", type=positive_int, default=None,
+                   help=f"timed blocks per path, alternating the paths; the fastest block counts "
+                        f"(default: {DEFAULT_REPEATS}, or 1 with --full)")
+    p.add_argument("--device", default="cpu", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="torch threads for the recipe and the FLOP roof (default: torch's default, one "
+                        "per core); the cnnbench path uses what a run uses (one on CPU, as grid "
+                        "workers run, one per core)")
+    p.add_argument("--memory-format", choices=MEMORY_FORMATS, default="auto",
+                   help="cnnbench path's memory format (auto = bench.train's fixed rule)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the cnnbench path (compile time untimed)")
+    p.add_argument("--dtype", choices=DTYPES, default="float32", help="cnnbench path's dtype (bf16 is lossy)")
+    p.add_argument("--csv", default=None, help="where to write the table (default: reports/perf-<dataset>.csv)")
+
+
+def _archs(selector: str) -> list[str]:
+    try:
+        return resolve(selector)
+    except UnknownArchitectureError as exc:
+        raise BenchError(str(exc)) from None
+
+
+def main(args: argparse.Namespace, console: Console) -> int:
+    started = time.perf_counter()
+    archs = _archs(args.archs)
+    device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dataset = load_dataset(args.dataset, DataSearch.from_cli(args.data_dir, download=False))
+    if dataset.image_size != 28 or dataset.in_channels != 1:
+        raise BenchError(f"perf needs 28x28 single-channel images, {dataset.name} has another shape")
+    mean, std = dataset.pixel_stats()
+    steps = None if args.full else args.steps
+    if args.repeats is None:
+        args.repeats = 1 if args.full else DEFAULT_REPEATS
+    data = prepare_data(dataset, 0.0, device)  # the whole training set, as the recipe uses
+
+    console.print(
+        f"cnnbench perf: {len(archs)} architectures on {dataset.name}, batch {BATCH_SIZE}, Adam, "
+        f"best of {args.repeats} blocks of {'one epoch' if steps is None else f'{steps} steps'} "
+        f"after {args.warmup} warm-up steps, "
+        f"{device} ({device_name(device)}), recipe and roof on {torch.get_num_threads()} thread(s), "
+        f"cnnbench on {_run_threads(device)} as its runs", soft_wrap=True)
+    roof = matmul_flops_per_s(device)
+    timings: list[PerfTiming] = []
+    with tempfile.TemporaryDirectory(prefix="cnnbench-perf-") as scratch:
+        root, tv_name = torchvision_root(dataset, Path(scratch))
+        loader = recipe_loader(root, tv_name, mean, std, BATCH_SIZE)
+        for arch in archs:
+            cfg = RunConfig(
+                arch=arch, dataset=dataset.name, batch_size=BATCH_SIZE, optimizer="adam", lr=1e-3,
+                val_fraction=0.0, test_weights="last", device=device, dtype=args.dtype,
+                memory_format=args.memory_format, compile=args.compile)
+            recipe, native = RecipeSession(arch, loader, device=device), NativeSession(cfg, data)
+            recipe.warm_up(args.warmup)
+            native.warm_up(args.warmup)
+            # Alternate the two paths and keep each one's fastest block: the block least
+            # disturbed by whatever else the machine is doing, for both alike.
+            blocks = {"recipe": [], "native": []}
+            for _ in range(args.repeats):
+                blocks["recipe"].append(recipe.block(steps))
+                blocks["native"].append(native.block(steps))
+            (recipe_images, recipe_seconds), (native_images, native_seconds) = (
+                max(blocks[k], key=lambda b: b[0] / b[1]) for k in ("recipe", "native"))
+            training = native.training
+            timings.append(PerfTiming(
+                arch=arch, recipe_images=recipe_images, recipe_seconds=recipe_seconds,
+                native_images=native_images, native_seconds=native_seconds,
+                flops_per_image=training.flops_per_image,
+                memory_format="channels_last" if training.memory_format == torch.channels_last else "contiguous",
+            ))
+            console.print(f"  {arch}: recipe {recipe_images / recipe_seconds:,.0f} images/s, "
+                          f"cnnbench {native_images / native_seconds:,.0f} images/s "
+                          f"(best of {args.repeats})")
+    table = perf_table(timings, roof)
+    table["device"] = device_name(device)
+    table["recipe_threads"] = torch.get_num_threads()
+    table["cnnbench_threads"] = _run_threads(device)
+    table["mode"] = "epoch" if steps is None else f"{steps} steps"
+    table["repeats"] = args.repeats
+    table["dataset"] = dataset.name
+
+    if not console.is_terminal:
+        console.width = max(console.width, 140)  # a pipe or log gets the whole table, unwrapped
+    console.print(render(table, roof))  # first: a bad --csv must not lose the measurement
+    out = Path(args.csv) if args.csv else Path("reports") / f"perf-{dataset.name}.csv"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out, table.to_csv(index=False))
+    except OSError as exc:
+        raise BenchError(f"cannot write --csv {out}: {exc.strerror or exc}") from None
+    console.print(f"table written to {out} ({time.perf_counter() - started:.0f} s in all)")
+    return 0
+
+
+def _run_threads(device: str) -> int:
+    with run_threads(device):
+        return torch.get_num_threads()
+
+
+def render(table, roof: float) -> Table:
+    out = Table(title=f"training speed, batch {BATCH_SIZE}, Adam (FLOP roof: fp32 matmul "
+                      f"{roof / 1e9:,.0f} GFLOP/s)", title_justify="left")
+    for name in ("arch", "recipe img/s", "cnnbench img/s", "speed-up", "train MFLOP/img",
+                 "GFLOP/s", "of roof", "memory format"):
+        out.add_column(name, justify="left" if name in ("arch", "memory format") else "right")
+    for row in table.itertuples():
+        if row.arch == GEOMEAN_ROW:
+            out.add_section()
+            out.add_row(row.arch, "", "", f"{row.speedup:.2f}x", "", "", "", "", style="bold")
+            continue
+        out.add_row(row.arch, f"{row.recipe_images_per_s:,.0f}", f"{row.cnnbench_images_per_s:,.0f}",
+                    f"{row.speedup:.2f}x", f"{row.train_mflops_per_image:.2f}",
+                    f"{row.cnnbench_gflops_per_s:.1f}", f"{row.roof_fraction:.1%}", row.memory_format)
+    return out

@@ -1,0 +1,57 @@
+"""The perf table: images/s of each path, their ratio, and the share of the FLOP roof.
+
+Every derived column is computed here from raw timings (images, seconds), so the printed
+and stored figures can always be re-derived from what was measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import gmean
+
+GEOMEAN_ROW = "geometric mean"
+
+
+@dataclass(frozen=True)
+class PerfTiming:
+    """What was measured for one architecture: images trained and seconds taken, per path."""
+
+    arch: str
+    recipe_images: int
+    recipe_seconds: float
+    native_images: int
+    native_seconds: float
+    flops_per_image: int  # training (forward + backward) FLOPs per image
+    memory_format: str = ""
+
+
+def perf_table(timings: list[PerfTiming], roof_flops_per_s: float) -> pd.DataFrame:
+    """One row per architecture plus a last row holding the geometric mean of the ratios."""
+    rows = []
+    for t in timings:
+        recipe = t.recipe_images / t.recipe_seconds
+        native = t.native_images / t.native_seconds
+        rows.append({
+            "arch": t.arch,
+            "recipe_images_per_s": recipe,
+            "cnnbench_images_per_s": native,
+            "speedup": native / recipe,
+            "train_mflops_per_image": t.flops_per_image / 1e6,
+            "cnnbench_gflops_per_s": t.flops_per_image * native / 1e9,
+            "roof_fraction": t.flops_per_image * native / roof_flops_per_s,
+            "memory_format": t.memory_format,
+            "recipe_images": t.recipe_images,
+            "recipe_seconds": t.recipe_seconds,
+            "cnnbench_images": t.native_images,
+            "cnnbench_seconds": t.native_seconds,
+        })
+    table = pd.DataFrame(rows)
+    if rows:
+        summary = {column: np.nan for column in table.columns}
+        summary.update(arch=GEOMEAN_ROW, memory_format="", speedup=float(gmean(table["speedup"])))
+        table = pd.concat([table, pd.DataFrame([summary])], ignore_index=True)
+    table["roof_gflops_per_s"] = roof_flops_per_s / 1e9
+    return table

@@ -1,0 +1,137 @@
+"""Speed must not change the science: cnnbench's training path equals a plain eager loop.
+
+The eager loop below is what a tutorial writes: the same seeded model, torch's default
+Adam, the same batches in the same order, ``.item()`` after every step.  The fast path
+(device-side batches, foreach Adam, no host sync, loss accumulated on the device) must
+give bit-identical weights and metrics.
+
+The memory format is the one thing that may change bits: channels_last runs other
+convolution kernels, which sum in another order.  So the eager loop uses the format the
+fast path chose (recorded with every run), and a separate test shows that the two formats
+differ only in the last bits.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from architectures import build_model
+from bench.config import RunConfig
+from bench.datasets import DataSearch, load_dataset
+from bench.seeding import data_order_generator
+from bench.train import build_training, choose_memory_format, prepare_data, train_run
+
+ARCHS = ["lenet-12", "dilated", "bn-convnet"]  # plain, dilated, BatchNorm (running stats)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    # A slice keeps the test fast: 320 training images = 5 steps of 64 per epoch.
+    dataset = load_dataset("digits", DataSearch(download=False))
+    data = prepare_data(dataset, 0.0, "cpu")
+    return data.__class__(**{**data.__dict__, "train": data.train.subset(torch.arange(320))})
+
+
+def eager_loop(arch: str, data, orders, memory_format, seed: int = 0):
+    """The tutorial loop, with a host sync per step.  Returns (model, [(loss_sum, hits)])."""
+    torch.manual_seed(seed)
+    model = build_model(arch, in_channels=1, num_classes=10, image_size=28).to(memory_format=memory_format)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    epochs = []
+    for order in orders:
+        total, hits = 0.0, 0
+        for start in range(0, len(order), 64):
+            index = order[start:start + 64]
+            x = (data.train.images[index].float() / 255 - data.mean) / data.std
+            x = x.contiguous(memory_format=memory_format)
+            y = data.train.labels[index]
+            optimizer.zero_grad()
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(y)
+            hits += (logits.argmax(1) == y).sum().item()
+        epochs.append((total, hits))
+    return model, epochs
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_train_run_equals_the_eager_loop(arch, digits):
+    cfg = RunConfig(arch=arch, dataset="digits", seed=3, epochs=2, val_fraction=0.0, test_weights="last")
+    outcome = train_run(cfg, digits)
+
+    generator = data_order_generator(cfg.seed)
+    orders = [torch.randperm(len(digits.train), generator=generator) for _ in range(cfg.epochs)]
+    fmt = torch.channels_last if outcome.memory_format == "channels_last" else torch.contiguous_format
+    model, epochs = eager_loop(arch, digits, orders, fmt, seed=cfg.seed)
+
+    n = len(digits.train)
+    for record, (total, hits) in zip(outcome.epochs, epochs, strict=True):
+        assert record["train_loss"] == total / n
+        assert record["train_acc"] == hits / n
+    expected = model.state_dict()
+    assert outcome.state_dict.keys() == expected.keys()
+    for name, value in outcome.state_dict.items():
+        assert torch.equal(value, expected[name].contiguous()), name
+
+
+def test_memory_format_changes_only_the_last_bits(digits):
+    """Same init, same batch: both formats give the same loss and gradients up to rounding.
+
+    (Over many Adam steps the rounding differences grow, as Adam rescales tiny gradients by
+    their own magnitude: which is why the format is recorded with every run.)
+    """
+    index = torch.arange(64)
+    grads, losses = {}, {}
+    for fmt in ("contiguous", "channels_last"):
+        cfg = RunConfig(arch="convnet", dataset="digits", val_fraction=0.0, test_weights="last",
+                        memory_format=fmt)
+        training = build_training(cfg, digits)
+        x, y = training.batch(digits, digits.train, index)
+        loss = F.cross_entropy(training.model(x), y)
+        loss.backward()
+        losses[fmt] = loss.item()
+        grads[fmt] = {n: p.grad.contiguous() for n, p in training.model.named_parameters()}
+    assert losses["contiguous"] == pytest.approx(losses["channels_last"], rel=1e-6)
+    for name, grad in grads["contiguous"].items():
+        torch.testing.assert_close(grad, grads["channels_last"][name], rtol=1e-4, atol=1e-6)
+
+
+def test_memory_format_rule_is_fixed_per_structure():
+    def fmt(arch, device="cpu", requested="auto", model=None):
+        cfg = RunConfig(arch=arch, dataset="digits", memory_format=requested, device=device)
+        return choose_memory_format(cfg, model if model is not None else build_model(arch))
+
+    for arch in ("lenet-12", "lenet", "convnet", "dilated", "bn-convnet"):
+        assert fmt(arch) == torch.channels_last  # a rule on structure and device, no probe
+        assert fmt(arch, device="cuda") == torch.contiguous_format
+        assert fmt(arch, requested="contiguous") == torch.contiguous_format
+        assert fmt(arch, device="cuda", requested="channels_last") == torch.channels_last
+    mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    assert fmt("lenet", model=mlp) == torch.contiguous_format  # nothing for NHWC to speed up
+
+
+def test_a_run_gives_the_same_bits_whatever_the_process_thread_count():
+    """oneDNN splits reductions by thread count: execute fixes it, so --workers cannot matter."""
+    from bench.tasks import DataRequest, RunTask, execute
+
+    task = RunTask(RunConfig(arch="lenet-12", dataset="digits", epochs=1), DataRequest())
+    before = torch.get_num_threads()
+    records = []
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            records.append(execute(task))
+            assert torch.get_num_threads() == threads  # restored afterwards
+    finally:
+        torch.set_num_threads(before)
+    a, b = records
+    assert a.status == b.status == "ok"
+    assert a.env["cpu_threads"] == b.env["cpu_threads"] == 1
+    assert a.epochs[0]["train_loss"] == b.epochs[0]["train_loss"]
+    for name, value in a.state_dict.items():
+        assert torch.equal(value, b.state_dict[name]), name

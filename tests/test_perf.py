@@ -1,0 +1,85 @@
+"""bench perf: its table is derived from its own timings, and its recipe reads the same data."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from bench.datasets.mnist import DIGIT_CLASSES, load_idx_folder
+from bench.perf import PerfTiming, perf_table
+from bench.perf.recipe import torchvision_root, write_idx
+from bench.perf.table import GEOMEAN_ROW
+from bench.cli import main
+
+
+def run_cli(*args: str) -> int:
+    return main(list(args))
+
+
+def test_table_is_computed_from_the_timings():
+    timings = [
+        # recipe 6400 images in 2 s = 3200/s; cnnbench 6400 in 0.5 s = 12800/s: 4x
+        PerfTiming("a", 6400, 2.0, 6400, 0.5, flops_per_image=1_000_000, memory_format="channels_last"),
+        # recipe 1000/s, cnnbench 1000/s: 1x
+        PerfTiming("b", 3000, 3.0, 2000, 2.0, flops_per_image=5_000_000, memory_format="contiguous"),
+    ]
+    table = perf_table(timings, roof_flops_per_s=100e9).set_index("arch")
+    assert table.loc["a", "recipe_images_per_s"] == 3200
+    assert table.loc["a", "cnnbench_images_per_s"] == 12800
+    assert table.loc["a", "speedup"] == 4.0
+    assert table.loc["b", "speedup"] == 1.0
+    assert table.loc[GEOMEAN_ROW, "speedup"] == pytest.approx(2.0, rel=1e-12)  # sqrt(4 * 1)
+    # 1 MFLOP/image at 12,800 images/s = 12.8 GFLOP/s = 12.8% of a 100 GFLOP/s roof
+    assert table.loc["a", "cnnbench_gflops_per_s"] == pytest.approx(12.8)
+    assert table.loc["a", "roof_fraction"] == pytest.approx(0.128)
+    assert table.loc["b", "roof_fraction"] == pytest.approx(0.05)
+    assert table.loc["b", "train_mflops_per_image"] == 5.0
+    assert (table["roof_gflops_per_s"] == 100).all()
+
+
+def test_torchvision_reads_the_same_images_from_gzipped_idx(tmp_path):
+    rng = np.random.default_rng(0)
+    source = tmp_path / "mnist"
+    source.mkdir()
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (5, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, 5, dtype=np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, 3, dtype=np.uint8),
+    }
+    for stem, array in arrays.items():
+        write_idx(tmp_path / stem, array)
+        (source / f"{stem}.gz").write_bytes(gzip.compress((tmp_path / stem).read_bytes()))
+    dataset = load_idx_folder("mnist", DIGIT_CLASSES, source)
+
+    from torchvision import datasets
+
+    root, tv_name = torchvision_root(dataset, tmp_path / "tv")
+    assert tv_name == "MNIST"
+    tv = datasets.MNIST(str(root), train=True, download=False)
+    assert torch.equal(tv.data, dataset.train.images[:, 0])
+    assert torch.equal(tv.targets, dataset.train.labels)
+    assert not any(p.suffix == ".gz" for p in (root / "MNIST" / "raw").iterdir())
+
+
+def test_perf_command_writes_a_consistent_table(tmp_path):
+    csv = tmp_path / "perf.csv"
+    status = run_cli("perf", "--dataset", "digits", "--archs", "lenet-12,dilated", "--steps", "3",
+                     "--warmup", "1", "--repeats", "2", "--threads", "1", "--csv", str(csv))
+    assert status == 0
+    table = pd.read_csv(csv).set_index("arch")
+    assert list(table.index) == ["lenet-12", "dilated", GEOMEAN_ROW]
+    rows = table.drop(GEOMEAN_ROW)
+    assert (rows["recipe_images"] == 3 * 64).all() and (rows["cnnbench_images"] == 3 * 64).all()
+    assert np.allclose(rows["speedup"], rows["cnnbench_images_per_s"] / rows["recipe_images_per_s"])
+    assert table.loc[GEOMEAN_ROW, "speedup"] == pytest.approx(np.sqrt(rows["speedup"].prod()))
+    assert set(rows["memory_format"]) <= {"contiguous", "channels_last"}
+
+
+def test_perf_rejects_an_unknown_architecture(capsys):
+    assert run_cli("perf", "--dataset", "digits", "--archs", "nope") == 2
+    assert "unknown architecture 'nope'" in capsys.readouterr().err

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._shapes import flat_features
+from ._blocks import FeatureNet
 from .registry import register_model
 
 CONV_LEVELS = ("std", "dil")
@@ -43,7 +43,7 @@ def _downsample(kind: str, channels: int) -> nn.Module:
     raise ValueError(f"downsample must be one of {DOWNSAMPLE_LEVELS}, got {kind!r}")
 
 
-class AblationNet(nn.Module):
+class AblationNet(FeatureNet):
     """conv -> ReLU -> downsample -> conv -> ReLU -> downsample -> FC -> FC -> FC."""
 
     def __init__(
@@ -57,7 +57,6 @@ class AblationNet(nn.Module):
         channels: tuple[int, int] = (16, 32),
         hidden: tuple[int, int] = (256, 128),
     ) -> None:
-        super().__init__()
         if conv not in CONV_LEVELS:
             raise ValueError(f"conv must be one of {CONV_LEVELS}, got {conv!r}")
         # A 3x3 kernel with dilation 2 spans 5x5; one more pixel of padding on each side
@@ -65,7 +64,7 @@ class AblationNet(nn.Module):
         dilation = 2 if conv == "dil" else 1
         extra = dilation - 1
         c1, c2 = channels
-        self.features = nn.Sequential(
+        features = nn.Sequential(
             nn.Conv2d(in_channels, c1, 3, padding=1 + extra, dilation=dilation),
             nn.ReLU(inplace=True),
             _downsample(downsample, c1),
@@ -73,18 +72,8 @@ class AblationNet(nn.Module):
             nn.ReLU(inplace=True),
             _downsample(downsample, c2),
         )
-        n = flat_features(self.features, in_channels, image_size)
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(n, hidden[0]),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden[0], hidden[1]),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden[1], num_classes),
-        )
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+        super().__init__(features, in_channels=in_channels, num_classes=num_classes,
+                         image_size=image_size, hidden=hidden)
 
 
 def _net(conv: str, downsample: str, in_channels: int, num_classes: int, image_size: int) -> nn.Module:

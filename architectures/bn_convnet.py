@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._shapes import flat_features
+from ._blocks import FeatureNet
 from .registry import register_model
 
 
-class BNConvNet(nn.Module):
+class BNConvNet(FeatureNet):
     """(conv 5x5 pad 2 -> BatchNorm -> ReLU -> max-pool) x 2 -> one linear layer."""
 
     def __init__(
@@ -25,7 +25,6 @@ class BNConvNet(nn.Module):
         channels: tuple[int, int] = (16, 32),
         kernel: int = 5,
     ) -> None:
-        super().__init__()
         layers: list[nn.Module] = []
         c_in = in_channels
         for c_out in channels:
@@ -38,12 +37,8 @@ class BNConvNet(nn.Module):
                 nn.MaxPool2d(2),
             ]
             c_in = c_out
-        self.features = nn.Sequential(*layers)
-        n = flat_features(self.features, in_channels, image_size)
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(n, num_classes))
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+        super().__init__(nn.Sequential(*layers), in_channels=in_channels,
+                         num_classes=num_classes, image_size=image_size)
 
 
 @register_model(

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._shapes import flat_features
+from ._blocks import FeatureNet
 from .registry import register_model
 
 
-class BottleneckNet(nn.Module):
+class BottleneckNet(FeatureNet):
     """Per stage: conv 3x3 (expand) -> ReLU -> conv 1x1 (squeeze) -> ReLU -> max-pool."""
 
     def __init__(
@@ -25,7 +25,6 @@ class BottleneckNet(nn.Module):
         image_size: int,
         stages: tuple[tuple[int, int], ...] = ((32, 16), (64, 16)),
     ) -> None:
-        super().__init__()
         layers: list[nn.Module] = []
         c_in = in_channels
         for wide, squeezed in stages:
@@ -37,12 +36,8 @@ class BottleneckNet(nn.Module):
                 nn.MaxPool2d(2),
             ]
             c_in = squeezed
-        self.features = nn.Sequential(*layers)
-        n = flat_features(self.features, in_channels, image_size)
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(n, num_classes))
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+        super().__init__(nn.Sequential(*layers), in_channels=in_channels,
+                         num_classes=num_classes, image_size=image_size)
 
 
 @register_model(

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._shapes import flat_features
+from ._blocks import FeatureNet
 from .registry import register_model
 
 
-class ConvNet(nn.Module):
+class ConvNet(FeatureNet):
     """conv -> ReLU -> avg-pool -> conv -> ReLU -> avg-pool -> FC -> FC -> FC."""
 
     def __init__(
@@ -25,9 +25,8 @@ class ConvNet(nn.Module):
         channels: tuple[int, int] = (16, 32),
         hidden: tuple[int, int] = (256, 128),
     ) -> None:
-        super().__init__()
         c1, c2 = channels
-        self.features = nn.Sequential(
+        features = nn.Sequential(
             nn.Conv2d(in_channels, c1, 3, padding=1, dilation=dilation),
             nn.ReLU(inplace=True),
             nn.AvgPool2d(2),
@@ -35,18 +34,8 @@ class ConvNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.AvgPool2d(2),
         )
-        n = flat_features(self.features, in_channels, image_size)
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(n, hidden[0]),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden[0], hidden[1]),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden[1], num_classes),
-        )
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+        super().__init__(features, in_channels=in_channels, num_classes=num_classes,
+                         image_size=image_size, hidden=hidden)
 
 
 @register_model(

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._shapes import flat_features
+from ._blocks import FeatureNet
 from .registry import register_model
 
 
-class DigitNet(nn.Module):
+class DigitNet(FeatureNet):
     """(conv 3x3 -> ReLU -> max-pool) x 2 -> FC -> ReLU -> FC."""
 
     def __init__(
@@ -24,9 +24,8 @@ class DigitNet(nn.Module):
         channels: tuple[int, int] = (32, 64),
         hidden: int = 64,
     ) -> None:
-        super().__init__()
         c1, c2 = channels
-        self.features = nn.Sequential(
+        features = nn.Sequential(
             nn.Conv2d(in_channels, c1, 3),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
@@ -34,16 +33,8 @@ class DigitNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
         )
-        n = flat_features(self.features, in_channels, image_size)
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(n, hidden),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden, num_classes),
-        )
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+        super().__init__(features, in_channels=in_channels, num_classes=num_classes,
+                         image_size=image_size, hidden=(hidden,))
 
 
 @register_model(

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._shapes import flat_features
+from ._blocks import FeatureNet
 from .registry import register_model
 
 
-class ExamplesNet(nn.Module):
+class ExamplesNet(FeatureNet):
     """conv -> ReLU -> conv -> ReLU -> max-pool -> dropout -> FC -> ReLU -> dropout -> FC."""
 
     def __init__(
@@ -26,9 +26,8 @@ class ExamplesNet(nn.Module):
         hidden: int = 128,
         dropout: tuple[float, float] = (0.25, 0.5),
     ) -> None:
-        super().__init__()
         c1, c2 = channels
-        self.features = nn.Sequential(
+        features = nn.Sequential(
             nn.Conv2d(in_channels, c1, 3, stride=1),
             nn.ReLU(inplace=True),
             nn.Conv2d(c1, c2, 3, stride=1),
@@ -36,17 +35,8 @@ class ExamplesNet(nn.Module):
             nn.MaxPool2d(2),
             nn.Dropout(dropout[0]),
         )
-        n = flat_features(self.features, in_channels, image_size)
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(n, hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout[1]),
-            nn.Linear(hidden, num_classes),
-        )
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+        super().__init__(features, in_channels=in_channels, num_classes=num_classes,
+                         image_size=image_size, hidden=(hidden,), dropout=dropout[1])
 
 
 @register_model(

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._shapes import flat_features
+from ._blocks import FeatureNet
 from .registry import register_model
 
 
-class LeNet(nn.Module):
+class LeNet(FeatureNet):
     """conv(k1) -> ReLU -> max-pool -> conv(k2) -> ReLU -> max-pool -> FC -> FC -> FC."""
 
     def __init__(
@@ -27,9 +27,8 @@ class LeNet(nn.Module):
         padding: tuple[int, int] = (0, 0),
         hidden: tuple[int, int] = (120, 84),
     ) -> None:
-        super().__init__()
         c1, c2 = channels
-        self.features = nn.Sequential(
+        features = nn.Sequential(
             nn.Conv2d(in_channels, c1, kernels[0], padding=padding[0]),
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
@@ -37,18 +36,8 @@ class LeNet(nn.Module):
             nn.ReLU(inplace=True),
             nn.MaxPool2d(2),
         )
-        n = flat_features(self.features, in_channels, image_size)
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(n, hidden[0]),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden[0], hidden[1]),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden[1], num_classes),
-        )
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+        super().__init__(features, in_channels=in_channels, num_classes=num_classes,
+                         image_size=image_size, hidden=hidden)
 
 
 @register_model(

@@ -13,7 +13,7 @@ import inspect
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 
 from torch import nn
 
@@ -45,14 +45,33 @@ class ArchSpec:
 
     @property
     def digest(self) -> str:
-        """Digest of the source that defines this network (its family module).
+        """Digest of the source that defines this network: its family module and the
+        package's private helper modules it builds from (``_blocks``, ``_shapes``).
 
         Part of a run's identity: editing a network's definition must invalidate cached
-        results, even when its name stays the same.
+        results, even when its name stays the same, and most families take their
+        classifier from ``_blocks``.
         """
         module = sys.modules[self.builder.__module__]
         source = inspect.getsource(module)
+        for helper in _helper_modules(module):
+            source += inspect.getsource(helper)
         return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+def _helper_modules(module: ModuleType) -> list[ModuleType]:
+    """This package's private modules (``architectures._*``) that ``module`` uses, directly
+    or through another helper, in name order."""
+    prefix = __name__.rpartition(".")[0] + "._"
+    found: dict[str, ModuleType] = {}
+    todo = [module]
+    while todo:
+        for value in vars(todo.pop()).values():
+            name = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
+            if isinstance(name, str) and name.startswith(prefix) and name not in found:
+                found[name] = sys.modules[name]
+                todo.append(found[name])
+    return [found[name] for name in sorted(found)]
 
 
 _REGISTRY: dict[str, ArchSpec] = {}

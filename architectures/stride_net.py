@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._shapes import flat_features
+from ._blocks import FeatureNet
 from .registry import register_model
 
 
-class StrideNet(nn.Module):
+class StrideNet(FeatureNet):
     """Per stage: conv 3x3 (stride 1) -> ReLU -> conv 3x3 stride 2 -> ReLU; then dropout MLP."""
 
     def __init__(
@@ -25,7 +25,6 @@ class StrideNet(nn.Module):
         hidden: int = 128,
         dropout: tuple[float, float] = (0.25, 0.5),
     ) -> None:
-        super().__init__()
         layers: list[nn.Module] = []
         c_in = in_channels
         for c_out in channels:
@@ -38,18 +37,9 @@ class StrideNet(nn.Module):
             ]
             c_in = c_out
         layers.append(nn.Dropout(dropout[0]))
-        self.features = nn.Sequential(*layers)
-        n = flat_features(self.features, in_channels, image_size)
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(n, hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout[1]),
-            nn.Linear(hidden, num_classes),
-        )
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+        super().__init__(nn.Sequential(*layers), in_channels=in_channels,
+                         num_classes=num_classes, image_size=image_size,
+                         hidden=(hidden,), dropout=dropout[1])
 
 
 @register_model(

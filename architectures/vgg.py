@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._shapes import flat_features
+from ._blocks import FeatureNet
 from .registry import register_model
 
 # Three stages of two 3x3 convolutions each; "M" is a 2x2 max-pool (28 -> 14 -> 7 -> 3).
@@ -18,7 +18,7 @@ CFGS: dict[str, list[int | str]] = {
 }
 
 
-class VGG(nn.Module):
+class VGG(FeatureNet):
     """VGG feature stack from a layer list, then FC -> ReLU -> dropout -> FC."""
 
     def __init__(
@@ -32,7 +32,6 @@ class VGG(nn.Module):
         hidden: int = 128,
         dropout: float = 0.5,
     ) -> None:
-        super().__init__()
         layers: list[nn.Module] = []
         c_in = in_channels
         for v in cfg:
@@ -45,18 +44,9 @@ class VGG(nn.Module):
                 layers.append(nn.BatchNorm2d(int(v)))
             layers.append(nn.ReLU(inplace=True))
             c_in = int(v)
-        self.features = nn.Sequential(*layers)
-        n = flat_features(self.features, in_channels, image_size)
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(n, hidden),
-            nn.ReLU(inplace=True),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, num_classes),
-        )
-
-    def forward(self, x):
-        return self.classifier(self.features(x))
+        super().__init__(nn.Sequential(*layers), in_channels=in_channels,
+                         num_classes=num_classes, image_size=image_size,
+                         hidden=(hidden,), dropout=dropout)
 
 
 @register_model(

@@ -291,6 +291,17 @@ def test_digest_follows_module_source(tmp_path, monkeypatch):
     assert re.fullmatch(r"[0-9a-f]{16}", first)
 
 
+def test_digest_covers_the_shared_helpers():
+    """A family's classifier comes from ``_blocks``: editing it must change the digest too."""
+    from architectures.registry import _helper_modules
+
+    module = sys.modules[get_spec("lenet").builder.__module__]
+    assert [m.__name__ for m in _helper_modules(module)] == [
+        "architectures._blocks",
+        "architectures._shapes",
+    ]
+
+
 # -- python -m bench list ---------------------------------------------------------------
 
 def test_bench_list_shows_every_network_with_its_cost(capsys):

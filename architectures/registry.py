@@ -13,6 +13,7 @@ import inspect
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType, ModuleType
 
 from torch import nn
@@ -43,14 +44,16 @@ class ArchSpec:
     def build(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
         return self.builder(in_channels=in_channels, num_classes=num_classes, image_size=image_size)
 
-    @property
+    @cached_property
     def digest(self) -> str:
         """Digest of the source that defines this network: its family module and the
         package's private helper modules it builds from (``_blocks``, ``_shapes``).
 
         Part of a run's identity: editing a network's definition must invalidate cached
         results, even when its name stays the same, and most families take their
-        classifier from ``_blocks``.
+        classifier from ``_blocks``.  Read once per process: a file edited while a grid
+        runs must not give one run two names (the runner refuses a worker's record whose
+        digest differs from the driver's).
         """
         module = sys.modules[self.builder.__module__]
         source = inspect.getsource(module)

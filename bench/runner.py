@@ -17,7 +17,7 @@ from pathlib import Path
 from .checkpoint import CheckpointPlan
 from .config import RunConfig
 from .executors import Executor
-from .records import STATUS_FAILED, RunRecord
+from .records import STATUS_FAILED, RunRecord, failed_record
 from .storage import checkpoint_path, load_record, remove_checkpoint, save_record, write_tables
 from .tasks import DataRequest, RunTask
 from .train import EpochCallback
@@ -85,6 +85,7 @@ def run_grid(
             results = executor.run(tasks, on_epoch)
             try:
                 for record in results:
+                    record = _same_identity(record)
                     with signals.deferred():  # a signal now waits until the record is stored
                         save_record(out, record)
                         if record.status != STATUS_FAILED:  # a failed run may resume on retry
@@ -113,6 +114,21 @@ def run_grid(
         interrupted=interrupted,
         failed=[r for r in records if r.status == STATUS_FAILED],
     )
+
+
+def _same_identity(record: RunRecord) -> RunRecord:
+    """The record, or a failed one when the worker named the run differently from us.
+
+    A worker computes the run id from the architecture source it imported; if a module
+    was edited after this grid started, that is a different network than the one asked
+    for, and its result must not be stored under (or mistaken for) this run.
+    """
+    expected = record.config.run_id()
+    if record.run_id == expected:
+        return record
+    return failed_record(record.config, (
+        f"the architecture's source changed while the grid ran (the worker trained "
+        f"{record.run_id}); rerun to train the current definition"), record.env)
 
 
 class _signals_raise_interrupted:

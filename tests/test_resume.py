@@ -274,3 +274,25 @@ def test_a_damaged_checkpoint_is_ignored_and_the_run_starts_over(tmp_path):
     assert hook.resumed_from == 0 and "ignored unreadable checkpoint" in hook.problems[0]
     assert_same_outcome(outcome, train_run(cfg, data))
 
+
+
+def test_a_run_named_differently_by_its_worker_is_not_stored_as_this_run(tmp_path, monkeypatch):
+    """A module edited mid-grid gives a worker another digest: that run fails, clearly."""
+    import bench.tasks
+    from bench.records import RunRecord
+
+    real = bench.tasks.record_from_outcome
+
+    def renamed(*args, **kwargs) -> RunRecord:
+        record = real(*args, **kwargs)
+        record.run_id += "-edited"
+        return record
+
+    monkeypatch.setattr(bench.tasks, "record_from_outcome", renamed)
+    out = tmp_path / "out"
+    assert run_cli("--archs", "lenet", "--dataset", "digits", "--seeds", "1", "--epochs", "1",
+                   "--workers", "1", "--no-report", "--out", str(out)) == 1
+    runs = pd.read_csv(out / "runs.csv")
+    assert list(runs.status) == ["failed"]
+    assert "source changed while the grid ran" in runs.error[0]
+    assert not list(out.glob("runs/*-edited"))

@@ -35,7 +35,7 @@ Re-running the same command into the same --out reuses every finished run."""
 
 DEFAULT_ARCHS = "tag:default"
 DEFAULT_SEEDS = 3
-DEFAULT_EPOCHS = 3
+DEFAULT_EPOCHS = 5
 EXIT_RUN_FAILED = 1
 
 

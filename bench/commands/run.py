@@ -8,7 +8,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
 from rich.console import Console
 
 from architectures import UnknownArchitectureError, get_spec, resolve
@@ -151,7 +150,7 @@ def build_configs(args: argparse.Namespace, datasets: list[str], device: str) ->
         lr_step=args.lr_step, lr_gamma=args.lr_gamma, val_fraction=args.val_fraction,
         test_weights=test_weights, device=device, dtype=args.dtype, tf32=args.tf32,
         memory_format=args.memory_format, compile=args.compile,
-        deterministic=getattr(args, "deterministic", False),
+        deterministic=args.deterministic,
     )
     return [base.replace(arch=a, dataset=d, seed=s) for d in datasets for a in archs for s in seeds]
 
@@ -211,7 +210,7 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
 def main(args: argparse.Namespace, console: Console) -> int:
     started_at = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    if getattr(args, "deterministic", False):
+    if args.deterministic:
         prepare_environment()  # before anything touches CUDA, and inherited by workers
     device = resolve_device(args.device)
     # Validate options before the (slow) data loading, so a typo fails in a blink.
@@ -243,7 +242,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     try:
         outcome = run_grid(
             configs, out, executor, DataRequest(args.data_dir, download=False), force=args.force,
-            checkpoint_every=getattr(args, "checkpoint_every", 0), on_start=on_start,
+            checkpoint_every=args.checkpoint_every, on_start=on_start,
             on_epoch=lambda cfg, rec: state["progress"].on_epoch(cfg, rec),
             on_run=lambda rec: state["progress"].on_run(rec),
         )
@@ -251,44 +250,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
         if "progress" in state:
             state["progress"].__exit__(None, None, None)
 
-    invocation = {
-        "command": "python -m bench " + shlex.join(getattr(args, "argv", []) or []),
-        "reproduce": reproduce_command(args, configs, out),
-        "started_at": started_at.isoformat(timespec="seconds"),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "wall_seconds": time.perf_counter() - t0,
-        "grid": {
-            "archs": list(dict.fromkeys(c.arch for c in configs)),
-            "datasets": [d.name for d in datasets],
-            "seeds": list(dict.fromkeys(c.seed for c in configs)),
-        },
-        "base_config": {k: v for k, v in configs[0].to_dict().items() if k not in ("arch", "dataset", "seed")},
-        "datasets": {
-            d.name: {
-                "classes": list(d.classes),
-                "source": d.source,
-                "fallback_reason": fallbacks.get(d.name),
-                "train_size": len(d.train),
-                "test_size": len(d.test),
-                "image_size": d.image_size,
-                "pixel_mean": d.pixel_stats()[0],
-                "pixel_std": d.pixel_stats()[1],
-            }
-            for d in datasets
-        },
-        "run_ids": [c.run_id() for c in configs],
-        "finished_runs": len(outcome.records),
-        "reused_runs": outcome.reused,
-        "trained_runs": outcome.trained,
-        "interrupted": outcome.interrupted is not None,
-        "environment": {**environment(device), "cpu_threads": torch.get_num_threads()},
-        **executor.describe(),
-        "arch_info": {a: {"family": get_spec(a).family, "description": get_spec(a).description,
-                          "factors": dict(get_spec(a).factors), "tags": sorted(get_spec(a).tags)}
-                      for a in dict.fromkeys(c.arch for c in configs)},
-        "git_commit": git_commit(),
-    }
-    write_invocation(out, invocation)
+    write_invocation(out, describe_invocation(args, configs, datasets, fallbacks, outcome, executor,
+                                              out, started_at, time.perf_counter() - t0))
 
     if outcome.interrupted is not None:
         console.print(
@@ -306,6 +269,51 @@ def main(args: argparse.Namespace, console: Console) -> int:
         console.print(f"[red]failed:[/] {record.config.arch} seed {record.config.seed}: {record.error}",
                       soft_wrap=True)
     return EXIT_RUN_FAILED if outcome.failed else 0
+
+
+def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, out: Path,
+                        started_at: datetime, wall_seconds: float) -> dict:
+    """What config.json records about this invocation (the report's header reads it)."""
+    archs = list(dict.fromkeys(c.arch for c in configs))
+    stats = {d.name: d.pixel_stats() for d in datasets}
+    return {
+        "command": "python -m bench " + shlex.join(getattr(args, "argv", []) or []),
+        "reproduce": reproduce_command(args, configs, out),
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "wall_seconds": wall_seconds,
+        "grid": {
+            "archs": archs,
+            "datasets": [d.name for d in datasets],
+            "seeds": list(dict.fromkeys(c.seed for c in configs)),
+        },
+        "base_config": {k: v for k, v in configs[0].to_dict().items() if k not in ("arch", "dataset", "seed")},
+        "datasets": {
+            d.name: {
+                "classes": list(d.classes),
+                "source": d.source,
+                "fallback_reason": fallbacks.get(d.name),
+                "train_size": len(d.train),
+                "test_size": len(d.test),
+                "image_size": d.image_size,
+                "pixel_mean": stats[d.name][0],
+                "pixel_std": stats[d.name][1],
+            }
+            for d in datasets
+        },
+        "run_ids": [c.run_id() for c in configs],
+        "finished_runs": len(outcome.records),
+        "reused_runs": outcome.reused,
+        "trained_runs": outcome.trained,
+        "interrupted": outcome.interrupted is not None,
+        # The driver's environment; each run's own (threads included) is in runs.csv.
+        "environment": environment(configs[0].device),
+        **executor.describe(),
+        "arch_info": {a: {"family": get_spec(a).family, "description": get_spec(a).description,
+                          "factors": dict(get_spec(a).factors), "tags": sorted(get_spec(a).tags)}
+                      for a in archs},
+        "git_commit": git_commit(),
+    }
 
 
 def render_after_run(out: Path, console: Console, baseline: str | None = None) -> None:

@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -100,7 +100,6 @@ class TrainOutcome:
     test: EvalResult | None = None
     state_dict: dict[str, torch.Tensor] | None = None
     misclassified: dict[str, torch.Tensor] | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 EpochCallback = Callable[[RunConfig, dict[str, float]], None]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._blocks import FeatureNet
+from ._blocks import FeatureNet, relu_maxpool
 from .registry import register_model
 
 CONV_LEVELS = ("std", "dil")
@@ -33,13 +33,14 @@ DOWNSAMPLE_LEVELS = ("max", "avg", "stride")
 TAGS = ("ablation", "default")
 
 
-def _downsample(kind: str, channels: int) -> nn.Module:
+def _relu_downsample(kind: str, channels: int) -> list[nn.Module]:
+    """The ReLU after a conv level, then the ``downsample`` operator."""
     if kind == "max":
-        return nn.MaxPool2d(2)
+        return relu_maxpool()  # same function, ReLU on the pooled map (see _blocks)
     if kind == "avg":
-        return nn.AvgPool2d(2)
+        return [nn.ReLU(inplace=True), nn.AvgPool2d(2)]
     if kind == "stride":
-        return nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+        return [nn.ReLU(inplace=True), nn.Conv2d(channels, channels, 3, stride=2, padding=1)]
     raise ValueError(f"downsample must be one of {DOWNSAMPLE_LEVELS}, got {kind!r}")
 
 
@@ -66,11 +67,9 @@ class AblationNet(FeatureNet):
         c1, c2 = channels
         features = nn.Sequential(
             nn.Conv2d(in_channels, c1, 3, padding=1 + extra, dilation=dilation),
-            nn.ReLU(inplace=True),
-            _downsample(downsample, c1),
+            *_relu_downsample(downsample, c1),
             nn.Conv2d(c1, c2, 3, padding=0 + extra, dilation=dilation),
-            nn.ReLU(inplace=True),
-            _downsample(downsample, c2),
+            *_relu_downsample(downsample, c2),
         )
         super().__init__(features, in_channels=in_channels, num_classes=num_classes,
                          image_size=image_size, hidden=hidden)

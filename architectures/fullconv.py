@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ._blocks import relu_maxpool
 from ._shapes import feature_shape
 from .registry import register_model
 
@@ -33,8 +34,7 @@ class FullConv(nn.Module):
                 nn.Conv2d(c_in, c_out, 3, padding=1),
                 nn.ReLU(inplace=True),
                 nn.Conv2d(c_out, c_out, 3, padding=1),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
+                *relu_maxpool(),
             ]
             c_in = c_out
         self.features = nn.Sequential(*layers)

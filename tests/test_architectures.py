@@ -73,6 +73,52 @@ def test_channels_last_matches_contiguous(name):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
+def _relu_before_maxpool(model: nn.Module) -> nn.Module:
+    """``model`` with every max-pool -> ReLU pair put back in the textbook order."""
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        layers = list(seq)
+        for i in range(len(layers) - 1):
+            if isinstance(layers[i], nn.MaxPool2d) and isinstance(layers[i + 1], nn.ReLU):
+                seq[i], seq[i + 1] = layers[i + 1], layers[i]
+    return model
+
+
+def test_every_max_pool_runs_before_its_relu():
+    """The fast order is used wherever a max-pool follows a ReLU (the exactness test below
+    would otherwise compare a network with itself)."""
+    for name in ALL:
+        for seq in [m for m in _build(name).modules() if isinstance(m, nn.Sequential)]:
+            layers = list(seq)
+            for before, after in zip(layers, layers[1:]):
+                assert not (isinstance(before, nn.ReLU) and isinstance(after, nn.MaxPool2d)), name
+
+
+def _tied_batch(n: int = 8) -> torch.Tensor:
+    """Blocky images: constant 4x4 patches (like MNIST's flat background) make many pooling
+    windows hold equal maxima, positive and negative, where the two orders could differ."""
+    g = torch.Generator().manual_seed(2)
+    coarse = torch.randint(-2, 3, (n, 1, 7, 7), generator=g).float()
+    return coarse.repeat_interleave(4, 2).repeat_interleave(4, 3)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_maxpool_before_relu_is_bit_identical(name):
+    """``relu_maxpool`` runs max-pool before ReLU for speed: same logits, same gradients."""
+    fast = _build(name).train()
+    textbook = _relu_before_maxpool(_build(name).train())
+    x = _tied_batch()
+    grads = []
+    for model in (fast, textbook):
+        torch.manual_seed(3)  # the same dropout masks
+        logits = model(x)
+        logits.logsumexp(1).sum().backward()
+        grads.append((logits.detach(), {k: p.grad for k, p in model.named_parameters()}))
+    (fast_logits, fast_grads), (ref_logits, ref_grads) = grads
+    assert torch.equal(fast_logits, ref_logits)
+    for k, g in ref_grads.items():
+        assert torch.equal(fast_grads[k], g), k
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_metadata_is_complete(name):
     spec = get_spec(name)
@@ -153,13 +199,21 @@ def test_ablation_factors_metadata(name):
     assert spec.family == "ablation"
 
 
+def _downsamplers(model: nn.Module) -> list[nn.Module]:
+    """The downsampling operator of each stage: the non-ReLU of the two layers after its conv
+    (max-pool runs before its ReLU, see ``relu_maxpool``; avg-pool and strided conv after)."""
+    stages = (model.features[1:3], model.features[4:6])
+    return [next(m for m in pair if not isinstance(m, nn.ReLU)) for pair in stages]
+
+
 def _signature(model: nn.Module) -> tuple[list[str], list[str], str]:
     """What the six nets must share: every non-downsample layer (dilation/padding aside),
     the shapes after each stage, and the classifier."""
     slots = []
     dilations = []
-    for i, m in enumerate(model.features):
-        if i in (2, 5):  # downsampling slots: the second factor
+    down = {id(m) for m in _downsamplers(model)}
+    for m in model.features:
+        if id(m) in down:  # the second factor
             continue
         if isinstance(m, nn.Conv2d):
             dilations.append(m.dilation)
@@ -180,8 +234,7 @@ def test_ablation_nets_differ_only_in_their_factors():
         conv_level, down_level = factors["conv"], factors["downsample"]
         assert dilations == ([(2, 2)] * 2 if conv_level == "dil" else [(1, 1)] * 2)
         expected = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d, "stride": nn.Conv2d}[down_level]
-        for i in (2, 5):
-            assert type(model.features[i]) is expected
+        assert [type(m) for m in _downsamplers(model)] == [expected, expected]
     reference = signatures[ABLATION[0]]
     assert reference[0][-2:] == ["(16, 14, 14)", "(32, 6, 6)"]  # the convnet map sizes
     for name, sig in signatures.items():
@@ -197,8 +250,7 @@ def test_ablation_conv_factor_changes_no_parameter():
 
 def test_strided_downsample_is_a_3x3_stride_2_conv():
     model = _build("ablate-dil-stride")
-    for i, c in ((2, 16), (5, 32)):
-        m = model.features[i]
+    for m, c in zip(_downsamplers(model), (16, 32), strict=True):
         assert (m.in_channels, m.out_channels) == (c, c)
         assert (m.kernel_size, m.stride, m.padding, m.dilation) == ((3, 3), (2, 2), (1, 1), (1, 1))
 

@@ -26,7 +26,6 @@ from .config import RunConfig
 from .datasets import Dataset, Split, validation_split
 from .devices import synchronize
 from .flops import arch_cost
-from .fusion import fuse_for_training
 from .seeding import data_order_generator, seed_everything
 
 # Every CPU run trains with one intra-op thread.  oneDNN splits its reductions by thread
@@ -219,7 +218,6 @@ def build_training(cfg: RunConfig, data: PreparedData) -> Training:
         in_channels=data.in_channels, num_classes=len(data.classes), image_size=data.image_size
     )
     params, flops = arch_cost(cfg.arch, data.in_channels, len(data.classes), data.image_size)
-    fuse_for_training(model)  # bit-exact (bench/fusion.py): saves memory passes, changes no result
     memory_format = choose_memory_format(cfg, model)
     model = model.to(device=device, memory_format=memory_format)
     optimizer = make_optimizer(cfg, model.parameters())

@@ -23,7 +23,7 @@ from bench.datasets import DataSearch, load_dataset
 from bench.seeding import data_order_generator
 from bench.train import build_training, choose_memory_format, prepare_data, train_run
 
-ARCHS = ["lenet-12", "convnet", "dilated", "bn-convnet"]  # max-pool, fused avg-pool (even and odd maps), BatchNorm
+ARCHS = ["lenet-12", "dilated", "bn-convnet"]  # plain, dilated, BatchNorm (running stats)
 
 
 @pytest.fixture(scope="module")

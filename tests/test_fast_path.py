@@ -23,7 +23,7 @@ from bench.datasets import DataSearch, load_dataset
 from bench.seeding import data_order_generator
 from bench.train import build_training, choose_memory_format, prepare_data, train_run
 
-ARCHS = ["lenet-12", "dilated", "bn-convnet"]  # plain, dilated, BatchNorm (running stats)
+ARCHS = ["lenet-12", "convnet", "dilated", "bn-convnet"]  # max-pool, avg-pool, dilated, BatchNorm
 
 
 @pytest.fixture(scope="module")

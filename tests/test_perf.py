@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -83,3 +85,30 @@ def test_perf_command_writes_a_consistent_table(tmp_path):
 def test_perf_rejects_an_unknown_architecture(capsys):
     assert run_cli("perf", "--dataset", "digits", "--archs", "nope") == 2
     assert "unknown architecture 'nope'" in capsys.readouterr().err
+
+
+def test_grid_mode_times_every_stored_run_with_the_recipe(digits_run, tmp_path):
+    csv = tmp_path / "grid.csv"
+    assert run_cli("perf", "--grid", str(digits_run), "--threads", "1", "--csv", str(csv)) == 0
+    table = pd.read_csv(csv)
+    invocation = json.loads((digits_run / "config.json").read_text())
+    runs, total = table.iloc[:-1], table.iloc[-1]
+    expected = [(a, s) for a in invocation["grid"]["archs"] for s in invocation["grid"]["seeds"]]
+    assert list(zip(runs["arch"], runs["seed"].astype(int))) == expected
+    assert (runs["recipe_seconds"] > 0).all()
+    assert total["arch"] == "all runs"
+    assert total["recipe_seconds"] == pytest.approx(runs["recipe_seconds"].sum(), rel=1e-12)
+    assert (table["grid_wall_seconds"] == invocation["wall_seconds"]).all()
+    assert total["speedup"] == pytest.approx(total["recipe_seconds"] / invocation["wall_seconds"], rel=1e-12)
+    assert runs["speedup"].isna().all()
+
+
+def test_grid_mode_refuses_a_resumed_grid(digits_run, tmp_path, capsys):
+    resumed = tmp_path / "resumed"
+    shutil.copytree(digits_run, resumed)
+    invocation = json.loads((resumed / "config.json").read_text())
+    invocation.update(reused_runs=2, trained_runs=2)
+    (resumed / "config.json").write_text(json.dumps(invocation))
+    assert run_cli("perf", "--grid", str(resumed)) == 2
+    err = capsys.readouterr().err
+    assert "does not cover the whole grid" in err and err.count("\n") == 1

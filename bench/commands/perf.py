@@ -7,6 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -18,6 +19,7 @@ from ..datasets import DATA_ENV, DataSearch, load_dataset
 from ..devices import device_name, resolve_device
 from ..errors import BenchError
 from ..perf import DEFAULT_ARCHS, PerfTiming, perf_table
+from ..perf.grid import TEST_BATCH, read_grid, sequential_recipe
 from ..perf.native import NativeSession
 from ..perf.recipe import RecipeSession, recipe_loader, torchvision_root
 from ..perf.roof import matmul_flops_per_s
@@ -32,6 +34,7 @@ DataLoader, eager Adam steps) against cnnbench's own training path, same archite
 batch size, optimizer and data, in one process.  Prints images/s, the ratio, the geometric
 mean of the ratios, training FLOPs per image and the share of a fp32 matmul's FLOP/s."""
 
+ALL_RUNS_ROW = "all runs"
 DEFAULT_STEPS = 100
 DEFAULT_WARMUP = 20
 DEFAULT_REPEATS = 3
@@ -59,7 +62,14 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="cnnbench path's memory format (auto = bench.train's fixed rule)")
     p.add_argument("--compile", action="store_true", help="torch.compile the cnnbench path (compile time untimed)")
     p.add_argument("--dtype", choices=DTYPES, default="float32", help="cnnbench path's dtype (bf16 is lossy)")
-    p.add_argument("--csv", default=None, help="where to write the table (default: reports/perf-<dataset>.csv)")
+    p.add_argument("--grid", default=None, metavar="RESULTS",
+                   help="instead: train every run of the finished grid in RESULTS (an --out folder) "
+                        "with the recipe, one after another, each epoch followed by the tutorial's "
+                        "test pass, and compare that wall time with the grid's (slow: the whole "
+                        "grid's work on one process)")
+    p.add_argument("--csv", default=None,
+                   help="where to write the table (default: reports/perf-<dataset>.csv, "
+                        "or reports/perf-grid-<dataset>.csv with --grid)")
 
 
 def _archs(selector: str) -> list[str]:
@@ -71,10 +81,12 @@ def _archs(selector: str) -> list[str]:
 
 def main(args: argparse.Namespace, console: Console) -> int:
     started = time.perf_counter()
-    archs = _archs(args.archs)
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.grid is not None:
+        return grid_main(args, device, console, started)
+    archs = _archs(args.archs)
     dataset = load_dataset(args.dataset, DataSearch.from_cli(args.data_dir, download=False))
     if dataset.image_size != 28 or dataset.in_channels != 1:
         raise BenchError(f"perf needs 28x28 single-channel images, {dataset.name} has another shape")
@@ -133,13 +145,58 @@ def main(args: argparse.Namespace, console: Console) -> int:
         console.width = max(console.width, 140)  # a pipe or log gets the whole table, unwrapped
     console.print(render(table, roof))  # first: a bad --csv must not lose the measurement
     out = Path(args.csv) if args.csv else Path("reports") / f"perf-{dataset.name}.csv"
+    _write_csv(out, table)
+    console.print(f"table written to {out} ({time.perf_counter() - started:.0f} s in all)")
+    return 0
+
+
+def grid_main(args: argparse.Namespace, device: str, console: Console, started: float) -> int:
+    """``--grid``: the stored grid's wall time against the sequential recipe's, both measured."""
+    grid = read_grid(Path(args.grid))
+    dataset = load_dataset(grid.dataset, DataSearch.from_cli(args.data_dir, download=False))
+    mean, std = dataset.pixel_stats()
+    console.print(
+        f"cnnbench perf --grid: {len(grid.runs)} runs of {grid.epochs} epochs from {grid.out} "
+        f"({len(grid.archs)} architectures x {len(grid.seeds)} seeds on {grid.dataset}, grid wall "
+        f"{grid.wall_seconds:.0f} s), now trained one after another with the recipe on {device}, "
+        f"{torch.get_num_threads()} thread(s)", soft_wrap=True)
+    with tempfile.TemporaryDirectory(prefix="cnnbench-perf-") as scratch:
+        root, tv_name = torchvision_root(dataset, Path(scratch))
+        loader = recipe_loader(root, tv_name, mean, std, grid.batch_size)
+        test_loader = recipe_loader(root, tv_name, mean, std, TEST_BATCH, train=False)
+        timings = sequential_recipe(
+            grid, loader, test_loader, device,
+            on_run=lambda arch, seed, s: console.print(f"  recipe {arch} seed {seed}: {s:.1f} s"))
+    table = grid_table(timings, grid)
+    total = table.iloc[-1]
+    console.print(
+        f"the {len(grid.runs)} runs one after another with the recipe: {total.recipe_seconds:.0f} s; "
+        f"the grid: {grid.wall_seconds:.0f} s; speed-up {total.speedup:.2f}x", style="bold", soft_wrap=True)
+    out = Path(args.csv) if args.csv else Path("reports") / f"perf-grid-{grid.dataset}.csv"
+    _write_csv(out, table)
+    console.print(f"table written to {out} ({time.perf_counter() - started:.0f} s in all)")
+    return 0
+
+
+def grid_table(timings: list[tuple[str, int, float]], grid) -> pd.DataFrame:
+    """One row per recipe run, then the total against the grid's wall time."""
+    rows = pd.DataFrame(timings, columns=["arch", "seed", "recipe_seconds"])
+    total = pd.DataFrame([{"arch": ALL_RUNS_ROW, "seed": pd.NA, "recipe_seconds": rows["recipe_seconds"].sum()}])
+    table = pd.concat([rows, total], ignore_index=True)
+    table["epochs"] = grid.epochs
+    table["grid_wall_seconds"] = grid.wall_seconds
+    table["speedup"] = pd.NA
+    table.loc[table.index[-1], "speedup"] = table["recipe_seconds"].iloc[-1] / grid.wall_seconds
+    table["grid"] = str(grid.out)
+    return table
+
+
+def _write_csv(out: Path, table: pd.DataFrame) -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, table.to_csv(index=False))
     except OSError as exc:
         raise BenchError(f"cannot write --csv {out}: {exc.strerror or exc}") from None
-    console.print(f"table written to {out} ({time.perf_counter() - started:.0f} s in all)")
-    return 0
 
 
 def _run_threads(device: str) -> int:

@@ -65,13 +65,14 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(header + data.tobytes())
 
 
-def recipe_loader(root: Path, tv_name: str, mean: float, std: float, batch_size: int):
+def recipe_loader(root: Path, tv_name: str, mean: float, std: float, batch_size: int, *, train: bool = True):
+    """The tutorial's DataLoader: shuffled training batches, or the test split in order."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
-    train = getattr(datasets, tv_name)(str(root), train=True, download=False, transform=transform)
-    return DataLoader(train, batch_size=batch_size, shuffle=True)
+    split = getattr(datasets, tv_name)(str(root), train=train, download=False, transform=transform)
+    return DataLoader(split, batch_size=batch_size, shuffle=train)
 
 
 class RecipeSession:

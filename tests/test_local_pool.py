@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import queue
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 from bench.config import RunConfig
-from bench.executors.local import LocalExecutor
+from bench.executors.local import LocalExecutor, _feed, _WorkQueue
 from bench.tasks import DataRequest, RunTask
 
 
@@ -20,3 +24,49 @@ def test_two_workers_give_every_run_with_the_same_bits_as_one():
         metrics = {k: v for k, v in record.summary.items() if not k.endswith(timing)}
         assert metrics and metrics == {k: v for k, v in serial[run_id].summary.items() if not k.endswith(timing)}
     assert sorted(c.run_id() for c in events) == sorted(t.config.run_id() for t in tasks)  # one epoch each
+
+
+class _RecordingPool:
+    """A stand-in ProcessPoolExecutor (threads) that notes how many runs it holds at each submit."""
+
+    def __init__(self) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.unfinished_at_submit: list[int] = []
+        self.futures = []
+
+    def submit(self, fn, task):
+        self.unfinished_at_submit.append(sum(not f.done() for f in self.futures))
+        future = self.pool.submit(time.sleep, 0.01)
+        self.futures.append(future)
+        return future
+
+
+def test_a_worker_is_handed_a_run_only_when_it_is_free():
+    """ProcessPoolExecutor queues submitted calls ahead of its workers; a run queued behind a
+    busy worker cannot go to the driver when it frees up, which left it idle at the grid's end."""
+    tasks = [RunTask(RunConfig(arch="lenet", dataset="digits", seed=s), DataRequest()) for s in range(5)]
+    work, done, pool = _WorkQueue(tasks), queue.Queue(), _RecordingPool()
+    assert work.take() is tasks[0]  # the driver's
+    _feed(pool, work, done)
+    assert pool.unfinished_at_submit == [0, 0, 0, 0]  # never a second run while one is in flight
+    assert done.qsize() == 4 and work.take() is None
+
+
+def test_closing_the_work_queue_stops_handing_out_runs():
+    tasks = [RunTask(RunConfig(arch="lenet", dataset="digits", seed=s), DataRequest()) for s in range(3)]
+    work = _WorkQueue(tasks)
+    assert work.take() is tasks[0]
+    work.close()
+    assert work.take() is None
+
+
+def test_a_run_the_pool_cannot_take_is_answered_with_the_error():
+    class BrokenPool:
+        def submit(self, fn, task):
+            raise RuntimeError("A process in the process pool was terminated abruptly")
+
+    tasks = [RunTask(RunConfig(arch="lenet", dataset="digits", seed=s), DataRequest()) for s in range(3)]
+    work, done = _WorkQueue(tasks), queue.Queue()
+    _feed(BrokenPool(), work, done)
+    assert done.qsize() == 1  # the driver gets the error instead of waiting for the run forever
+    assert "terminated abruptly" in str(done.get().exception())

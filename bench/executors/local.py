@@ -11,8 +11,10 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 
 import torch
 
@@ -57,8 +59,10 @@ class LocalExecutor(Executor):
         return {"executor": self.name, "workers": self.workers, "threads_per_worker": threads}
 
     def run(self, tasks: Sequence[RunTask], on_epoch: EpochEvent | None = None) -> Iterator[RunRecord]:
-        if self.workers == 1:
-            for task in tasks:
+        if not tasks:
+            return
+        if self.workers == 1 or (self.device == "cpu" and len(tasks) == 1):
+            for task in tasks:  # this process trains them: no worker to start
                 yield execute(task, on_epoch)
             return
         yield from self._run_pool(tasks, on_epoch)
@@ -72,16 +76,27 @@ class LocalExecutor(Executor):
         # torch and the dataset (~0.6-0.9 GB each; a 2-worker MNIST run peaked at 2.25 GB
         # with three processes), and one fewer to start.  On CUDA each worker owns a GPU.
         here = self.device == "cpu"
-        spawned = self.workers - 1 if here else self.workers
+        spawned = min(self.workers - 1, len(tasks) - 1) if here else min(self.workers, len(tasks))
         for slot in range(spawned):
             slots.put(slot)
         pool = ProcessPoolExecutor(
-            max_workers=max(1, min(spawned, len(tasks))),
+            max_workers=spawned,
             mp_context=ctx,
             initializer=_init_worker,
             initargs=(events, slots, threads_per_worker(self.workers), pinned, os.getpid()),
         )
-        futures: list[Future] = []
+        # One queue of runs that every trainer - each worker and this process - takes the
+        # next run from when it is free.  A run is handed to a worker only as it starts:
+        # ProcessPoolExecutor queues submitted calls ahead of its workers, and a run queued
+        # behind a busy worker left this process idle at the end of the grid for up to two
+        # runs (~50 s of a 525 s default grid here).
+        work = _WorkQueue(tasks)
+        first = work.take() if here else None  # this process starts at once; workers import torch first
+        done: queue.Queue[Future] = queue.Queue()
+        feeders = [threading.Thread(target=_feed, args=(pool, work, done), daemon=True)
+                   for _ in range(spawned)]
+        for feeder in feeders:
+            feeder.start()
         completed = False
 
         def forward_here(cfg, record):
@@ -90,34 +105,78 @@ class LocalExecutor(Executor):
                 on_epoch(cfg, record)
 
         try:
-            futures = [pool.submit(_execute_in_worker, task) for task in tasks]
-            by_future = dict(zip(futures, tasks))
-            pending = set(futures)
-            while pending:
-                done = {f for f in pending if f.done()}
-                if not done and here:
-                    # Take the first run no worker has started yet (cancel() fails on those
-                    # a worker already holds), so runs go roughly in grid order.
-                    stolen = next((f for f in futures if f in pending and f.cancel()), None)
-                    if stolen is not None:
-                        pending.discard(stolen)
-                        yield execute(by_future[stolen], forward_here)
+            for _ in range(len(tasks)):
+                future = _get_nowait(done)
+                if future is None and here:
+                    task, first = first or work.take(), None
+                    if task is not None:
+                        yield execute(task, forward_here)
                         continue
-                if not done:
-                    done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                pending -= done
+                while future is None:
+                    _drain(events, on_epoch)
+                    future = _get(done, timeout=0.2)
                 _drain(events, on_epoch)
-                for future in done:
-                    yield future.result()
+                yield future.result()
             _drain(events, on_epoch)
             completed = True
         finally:
+            work.close()
             if not completed:
                 # Interrupted or failed: do not wait for runs in flight to finish.
                 _terminate(pool)
             pool.shutdown(wait=completed, cancel_futures=True)
+            for feeder in feeders:
+                feeder.join(timeout=5)
             events.close()
             slots.close()
+
+
+class _WorkQueue:
+    """The runs not yet started, taken one at a time by whichever trainer is free."""
+
+    def __init__(self, tasks: Sequence[RunTask]) -> None:
+        self._tasks = deque(tasks)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def take(self) -> RunTask | None:
+        with self._lock:
+            if self._closed or not self._tasks:
+                return None
+            return self._tasks.popleft()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+
+def _feed(pool: ProcessPoolExecutor, work: _WorkQueue, done: queue.Queue) -> None:
+    """Keep one worker busy: submit the next run only when its previous one has finished."""
+    while (task := work.take()) is not None:
+        try:
+            future = pool.submit(_execute_in_worker, task)
+        except RuntimeError as exc:  # a broken pool: the run must still be answered for
+            future = Future()
+            future.set_exception(exc)
+        else:
+            wait([future])
+        done.put(future)
+        if future.cancelled() or future.exception() is not None:
+            return  # a broken pool: the driver raises its error
+
+
+def _get_nowait(q: queue.Queue):
+    try:
+        return q.get_nowait()
+    except queue.Empty:
+        return None
+
+
+def _get(q: queue.Queue, timeout: float):
+    try:
+        return q.get(timeout=timeout)
+    except queue.Empty:
+        return None
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:

@@ -19,7 +19,7 @@ from ..datasets import DATA_ENV, DataSearch, load_dataset
 from ..devices import device_name, resolve_device
 from ..errors import BenchError
 from ..perf import DEFAULT_ARCHS, PerfTiming, perf_table
-from ..perf.grid import TEST_BATCH, read_grid, sequential_recipe
+from ..perf.grid import TEST_BATCH, grid_table, read_grid, sequential_recipe
 from ..perf.native import NativeSession
 from ..perf.recipe import RecipeSession, recipe_loader, torchvision_root
 from ..perf.roof import matmul_flops_per_s
@@ -34,7 +34,6 @@ DataLoader, eager Adam steps) against cnnbench's own training path, same archite
 batch size, optimizer and data, in one process.  Prints images/s, the ratio, the geometric
 mean of the ratios, training FLOPs per image and the share of a fp32 matmul's FLOP/s."""
 
-ALL_RUNS_ROW = "all runs"
 DEFAULT_STEPS = 100
 DEFAULT_WARMUP = 20
 DEFAULT_REPEATS = 3
@@ -176,19 +175,6 @@ def grid_main(args: argparse.Namespace, device: str, console: Console, started: 
     _write_csv(out, table)
     console.print(f"table written to {out} ({time.perf_counter() - started:.0f} s in all)")
     return 0
-
-
-def grid_table(timings: list[tuple[str, int, float]], grid) -> pd.DataFrame:
-    """One row per recipe run, then the total against the grid's wall time."""
-    rows = pd.DataFrame(timings, columns=["arch", "seed", "recipe_seconds"])
-    total = pd.DataFrame([{"arch": ALL_RUNS_ROW, "seed": pd.NA, "recipe_seconds": rows["recipe_seconds"].sum()}])
-    table = pd.concat([rows, total], ignore_index=True)
-    table["epochs"] = grid.epochs
-    table["grid_wall_seconds"] = grid.wall_seconds
-    table["speedup"] = pd.NA
-    table.loc[table.index[-1], "speedup"] = table["recipe_seconds"].iloc[-1] / grid.wall_seconds
-    table["grid"] = str(grid.out)
-    return table
 
 
 def _write_csv(out: Path, table: pd.DataFrame) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -22,6 +23,7 @@ from ..errors import BenchError
 from .recipe import RecipeSession
 
 TEST_BATCH = 1000  # pytorch/examples mnist's --test-batch-size
+ALL_RUNS_ROW = "all runs"
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,16 @@ def sequential_recipe(
         if on_run is not None:
             on_run(arch, seed, seconds)
     return timings
+
+
+def grid_table(timings: list[tuple[str, int, float]], grid: StoredGrid) -> pd.DataFrame:
+    """One row per recipe run, then the total against the grid's wall time."""
+    rows = pd.DataFrame(timings, columns=["arch", "seed", "recipe_seconds"])
+    total = pd.DataFrame([{"arch": ALL_RUNS_ROW, "seed": pd.NA, "recipe_seconds": rows["recipe_seconds"].sum()}])
+    table = pd.concat([rows, total], ignore_index=True)
+    table["epochs"] = grid.epochs
+    table["grid_wall_seconds"] = grid.wall_seconds
+    table["speedup"] = pd.NA
+    table.loc[table.index[-1], "speedup"] = table["recipe_seconds"].iloc[-1] / grid.wall_seconds
+    table["grid"] = str(grid.out)
+    return table

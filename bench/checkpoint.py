@@ -83,6 +83,7 @@ class Checkpointer:
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
+            match_parameter_layouts(optimizer)
             if scheduler is not None:
                 scheduler.load_state_dict(state["scheduler"])
             _set_rng_states(state["rng"], generator, self.device)
@@ -162,3 +163,20 @@ def _set_rng_states(rng: dict[str, Any], generator: torch.Generator, device: str
     random.setstate((version, tuple(internal), gauss_next))
     kind, keys, pos, has_gauss, cached = rng["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
+def match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Put each parameter-shaped optimizer state tensor back in its parameter's memory layout.
+
+    A checkpoint stores tensors contiguous, and ``load_state_dict`` restores device and dtype
+    but not strides.  torch's fused Adam pairs a parameter with its state by memory position,
+    so a contiguous ``exp_avg`` beside a channels_last weight updates the wrong elements
+    (measured: a resumed run drifted from the uninterrupted one, off by 0.16 after one step
+    of a toy weight); foreach Adam pairs by index and never noticed.
+    """
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from .errors import BenchError
 
 OPTIMIZERS = ("sgd", "adam", "adadelta")
+OPTIMIZER_IMPLS = ("fused", "foreach")
 LR_SCHEDULES = ("none", "step")
 DTYPES = ("float32", "bfloat16-autocast")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
@@ -39,6 +40,10 @@ class RunConfig:
     lr: float = 1e-3
     momentum: float = 0.9  # used by sgd only
     weight_decay: float = 0.0
+    # "fused": torch's one-kernel optimizer step, for adam and sgd (adadelta has none and
+    # steps with foreach); "foreach": bit-identical to torch's default per-parameter loop.
+    # The two differ in the last bits (bench/train.py measures the speed).
+    optimizer_impl: Literal["fused", "foreach"] = "fused"
     lr_schedule: Literal["none", "step"] = "none"
     lr_step: int = 1  # epochs between decays when lr_schedule == "step"
     lr_gamma: float = 0.7
@@ -98,6 +103,8 @@ def validate(cfg: RunConfig) -> None:
         (0 < cfg.lr_gamma <= 1, f"--lr-gamma must be in (0, 1], got {cfg.lr_gamma}"),
         (cfg.optimizer in OPTIMIZERS,
          f"unknown optimizer {cfg.optimizer!r}; choose from {', '.join(OPTIMIZERS)}"),
+        (cfg.optimizer_impl in OPTIMIZER_IMPLS,
+         f"unknown optimizer implementation {cfg.optimizer_impl!r}; choose from {', '.join(OPTIMIZER_IMPLS)}"),
         (cfg.lr_schedule in LR_SCHEDULES,
          f"unknown lr schedule {cfg.lr_schedule!r}; choose from {', '.join(LR_SCHEDULES)}"),
         (cfg.dtype in DTYPES, f"unknown dtype {cfg.dtype!r}; choose from {', '.join(DTYPES)}"),

@@ -16,7 +16,7 @@ def test_hash_is_stable_and_covers_every_field():
     cfg = RunConfig(arch="lenet", dataset="digits")
     assert cfg.config_hash() == RunConfig(arch="lenet", dataset="digits").config_hash()
     changes = {"arch": "dilated", "dataset": "mnist", "seed": 1, "epochs": 4, "batch_size": 32,
-               "optimizer": "sgd", "lr": 0.1, "momentum": 0.5, "weight_decay": 1e-4,
+               "optimizer": "sgd", "optimizer_impl": "foreach", "lr": 0.1, "momentum": 0.5, "weight_decay": 1e-4,
                "lr_schedule": "step", "lr_step": 2, "lr_gamma": 0.5, "val_fraction": 0.2,
                "test_weights": "last", "device": "cuda", "dtype": "bfloat16-autocast", "tf32": True,
                "memory_format": "channels_last", "compile": True, "deterministic": True}

@@ -34,12 +34,15 @@ def digits():
     return data.__class__(**{**data.__dict__, "train": data.train.subset(torch.arange(320))})
 
 
-def eager_loop(arch: str, data, orders, memory_format, seed: int = 0):
-    """The tutorial loop, with a host sync per step.  Returns (model, [(loss_sum, hits)])."""
+def eager_loop(arch: str, data, orders, memory_format, seed: int = 0, fused: bool = False):
+    """The tutorial loop, with a host sync per step.  Returns (model, [(loss_sum, hits)]).
+
+    ``fused`` picks torch's fused Adam instead of its default per-parameter loop.
+    """
     torch.manual_seed(seed)
     model = build_model(arch, in_channels=1, num_classes=10, image_size=28).to(memory_format=memory_format)
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **({"fused": True} if fused else {}))
     epochs = []
     for order in orders:
         total, hits = 0.0, 0
@@ -59,15 +62,18 @@ def eager_loop(arch: str, data, orders, memory_format, seed: int = 0):
     return model, epochs
 
 
+@pytest.mark.parametrize("impl", ["fused", "foreach"])
 @pytest.mark.parametrize("arch", ARCHS)
-def test_train_run_equals_the_eager_loop(arch, digits):
-    cfg = RunConfig(arch=arch, dataset="digits", seed=3, epochs=2, val_fraction=0.0, test_weights="last")
+def test_train_run_equals_the_eager_loop(arch, impl, digits):
+    """fused: equal to the loop with torch's fused Adam; foreach: with torch's default Adam."""
+    cfg = RunConfig(arch=arch, dataset="digits", seed=3, epochs=2, val_fraction=0.0, test_weights="last",
+                    optimizer_impl=impl)
     outcome = train_run(cfg, digits)
 
     generator = data_order_generator(cfg.seed)
     orders = [torch.randperm(len(digits.train), generator=generator) for _ in range(cfg.epochs)]
     fmt = torch.channels_last if outcome.memory_format == "channels_last" else torch.contiguous_format
-    model, epochs = eager_loop(arch, digits, orders, fmt, seed=cfg.seed)
+    model, epochs = eager_loop(arch, digits, orders, fmt, seed=cfg.seed, fused=impl == "fused")
 
     n = len(digits.train)
     for record, (total, hits) in zip(outcome.epochs, epochs, strict=True):
@@ -99,6 +105,38 @@ def test_memory_format_changes_only_the_last_bits(digits):
     assert losses["contiguous"] == pytest.approx(losses["channels_last"], rel=1e-6)
     for name, grad in grads["contiguous"].items():
         torch.testing.assert_close(grad, grads["channels_last"][name], rtol=1e-4, atol=1e-6)
+
+
+def test_fused_and_foreach_adam_differ_only_in_the_last_bits(digits):
+    """Same init, same batches: the two implementations track each other to rounding.
+
+    (Not bit for bit, which is why the implementation is part of the run's config; over many
+    steps the differences grow, as with the memory format.)
+    """
+    outcomes = {}
+    for impl in ("fused", "foreach"):
+        cfg = RunConfig(arch="lenet-12", dataset="digits", seed=0, epochs=1, val_fraction=0.0,
+                        test_weights="last", optimizer_impl=impl)
+        outcomes[impl] = train_run(cfg, digits)
+    fused, foreach = outcomes["fused"], outcomes["foreach"]
+    assert fused.epochs[0]["train_loss"] == pytest.approx(foreach.epochs[0]["train_loss"], rel=1e-5)
+    different = False
+    for name, value in fused.state_dict.items():
+        torch.testing.assert_close(value, foreach.state_dict[name], rtol=1e-4, atol=1e-5)
+        different |= not torch.equal(value, foreach.state_dict[name])
+    assert different, "fused Adam gave the per-parameter loop's exact bits: drop the option"
+
+
+def test_optimizers_are_fused_where_torch_has_a_fused_kernel():
+    from bench.train import make_optimizer
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    for optimizer, impl, fused in (("adam", "fused", True), ("sgd", "fused", True),
+                                   ("adadelta", "fused", False), ("adam", "foreach", False)):
+        cfg = RunConfig(arch="lenet", dataset="digits", optimizer=optimizer, optimizer_impl=impl)
+        group = make_optimizer(cfg, params).param_groups[0]
+        assert bool(group.get("fused")) is fused, (optimizer, impl)
+        assert bool(group.get("foreach")) is not fused, (optimizer, impl)
 
 
 def test_memory_format_rule_is_fixed_per_structure():

@@ -188,7 +188,7 @@ def test_rerun_reuses_and_force_retrains(tmp_path, capsys):
 
 CHANGES = {
     "arch": "convnet", "dataset": "mnist", "seed": 1, "epochs": 4, "batch_size": 32,
-    "optimizer": "sgd", "lr": 0.002, "momentum": 0.5, "weight_decay": 1e-4, "lr_schedule": "step",
+    "optimizer": "sgd", "optimizer_impl": "foreach", "lr": 0.002, "momentum": 0.5, "weight_decay": 1e-4, "lr_schedule": "step",
     "lr_step": 2, "lr_gamma": 0.5, "val_fraction": 0.2, "test_weights": "last", "device": "cuda",
     "dtype": "bfloat16-autocast", "tf32": True, "memory_format": "channels_last", "compile": True,
     "deterministic": True,
@@ -296,3 +296,29 @@ def test_a_run_named_differently_by_its_worker_is_not_stored_as_this_run(tmp_pat
     assert list(runs.status) == ["failed"]
     assert "source changed while the grid ran" in runs.error[0]
     assert not list(out.glob("runs/*-edited"))
+
+
+def test_restored_optimizer_state_takes_its_parameters_layout():
+    """torch's fused Adam pairs parameter and state by memory position: a checkpoint's
+    contiguous state beside a channels_last weight must be re-laid out, or steps go wrong."""
+    import torch
+
+    from bench.checkpoint import match_parameter_layouts
+
+    torch.manual_seed(0)
+    weight = torch.randn(4, 3, 2, 2).contiguous(memory_format=torch.channels_last)
+    grads = [torch.randn_like(weight) for _ in range(2)]
+    results = []
+    for reload in (False, True):
+        param = torch.nn.Parameter(weight.clone())
+        optimizer = torch.optim.Adam([param], lr=0.1, fused=True)
+        for step, grad in enumerate(grads):
+            param.grad = grad.clone()
+            optimizer.step()
+            if step == 0 and reload:  # what a checkpoint round trip does to the state
+                saved = {k: v.contiguous() if torch.is_tensor(v) else v for k, v in optimizer.state[param].items()}
+                optimizer.state[param] = saved
+                match_parameter_layouts(optimizer)
+                assert optimizer.state[param]["exp_avg"].stride() == param.stride()
+        results.append(param.detach().clone())
+    assert torch.equal(results[0], results[1])

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from architectures import UnknownArchitectureError, get_spec, resolve
 
-from ..config import DEFAULT_LR, DTYPES, LR_SCHEDULES, MEMORY_FORMATS, OPTIMIZERS, TEST_WEIGHTS, RunConfig
+from ..config import DEFAULT_LR, DTYPES, LR_SCHEDULES, MEMORY_FORMATS, OPTIMIZER_IMPLS, OPTIMIZERS, TEST_WEIGHTS, RunConfig
 from ..datasets import AUTO, DATA_ENV, DataSearch, Dataset, dataset_names, load_dataset, resolve_auto
 from ..determinism import prepare_environment
 from ..devices import device_name, resolve_device
@@ -88,6 +88,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--optimizer", choices=OPTIMIZERS, default="adam", help="optimizer")
     g.add_argument("--lr", type=positive_float, default=None,
                    help="learning rate (default: " + ", ".join(f"{k} {v}" for k, v in DEFAULT_LR.items()) + ")")
+    g.add_argument("--optimizer-impl", choices=OPTIMIZER_IMPLS, default="fused",
+                   help="fused: torch's one-kernel step for adam and sgd (adadelta has none: "
+                        "foreach), faster; foreach: bit-identical to torch's default loop "
+                        "(default: fused; recorded, part of the run id)")
     g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     g.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay")
     g.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="none", help="learning-rate schedule")
@@ -144,7 +148,7 @@ def build_configs(args: argparse.Namespace, datasets: list[str], device: str) ->
     test_weights = args.test_weights or ("last" if args.val_fraction == 0 else "best-val")
     base = RunConfig(
         arch=archs[0], dataset=datasets[0], seed=seeds[0], epochs=args.epochs,
-        batch_size=args.batch_size, optimizer=args.optimizer,
+        batch_size=args.batch_size, optimizer=args.optimizer, optimizer_impl=args.optimizer_impl,
         lr=args.lr if args.lr is not None else DEFAULT_LR[args.optimizer],
         momentum=args.momentum, weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
         lr_step=args.lr_step, lr_gamma=args.lr_gamma, val_fraction=args.val_fraction,
@@ -189,6 +193,8 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
              "--batch-size", str(base.batch_size), "--optimizer", base.optimizer, "--lr", repr(base.lr),
              "--val-fraction", repr(base.val_fraction), "--test-weights", base.test_weights,
              "--device", base.device, "--out", str(out)]
+    if base.optimizer_impl != "fused":
+        parts += ["--optimizer-impl", base.optimizer_impl]
     if base.optimizer == "sgd":
         parts += ["--momentum", repr(base.momentum)]
     if base.weight_decay:

@@ -1,9 +1,10 @@
 """Speed must not change the science: cnnbench's training path equals a plain eager loop.
 
-The eager loop below is what a tutorial writes: the same seeded model, torch's default
-Adam, the same batches in the same order, ``.item()`` after every step.  The fast path
-(device-side batches, foreach Adam, no host sync, loss accumulated on the device) must
-give bit-identical weights and metrics.
+The eager loop below is what a tutorial writes: the same seeded model, torch's Adam, the
+same batches in the same order, ``.item()`` after every step.  The fast path (device-side
+batches, no host sync, loss accumulated on the device) must give bit-identical weights and
+metrics: with torch's fused Adam by default, with its default per-parameter Adam under
+``optimizer_impl="foreach"``.
 
 The memory format is the one thing that may change bits: channels_last runs other
 convolution kernels, which sum in another order.  So the eager loop uses the format the

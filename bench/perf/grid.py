@@ -103,7 +103,7 @@ def grid_table(timings: list[tuple[str, int, float]], grid: StoredGrid) -> pd.Da
     table = pd.concat([rows, total], ignore_index=True)
     table["epochs"] = grid.epochs
     table["grid_wall_seconds"] = grid.wall_seconds
-    table["speedup"] = pd.NA
+    table["speedup"] = float("nan")  # only the total compares with the grid's wall time
     table.loc[table.index[-1], "speedup"] = table["recipe_seconds"].iloc[-1] / grid.wall_seconds
     table["grid"] = str(grid.out)
     return table

@@ -224,3 +224,32 @@ def test_gpu_options_are_validated_without_a_gpu(tmp_path, capsys):
     assert run_cli(*grid_args(tmp_path / "grid", "--executor", "ray", "--device", "cpu",
                               "--gpus-per-run", "0.5")) == 2
     assert capsys.readouterr().err.strip() == "error: --gpus-per-run needs --device cuda"
+
+
+def test_a_signal_during_a_ray_call_reaches_the_runner_between_calls():
+    from bench.executors.ray_executor import SignalsBetweenRayCalls
+    from bench.runner import Interrupted
+
+    seen = []
+
+    def runner_handler(signum, _frame):  # what the runner installs: raise wherever we are
+        seen.append(signum)
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, runner_handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        signals = SignalsBetweenRayCalls()
+        with signals.held():  # as around ray.wait / ray.get
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C while Ray blocks: nothing raised in there
+            signal.raise_signal(signal.SIGTERM)  # a second signal is not replayed
+            assert seen == []
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # as ray.init may install its own
+        assert signal.getsignal(signal.SIGINT) is runner_handler  # handlers put back
+        with pytest.raises(Interrupted, match="SIGINT"):
+            signals.replay()
+        assert seen == [signal.SIGINT]
+        signals.replay()  # handed over once
+        assert seen == [signal.SIGINT]
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

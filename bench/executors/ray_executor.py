@@ -21,7 +21,9 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from ..errors import BenchError
@@ -34,7 +36,7 @@ DEFAULT_RETRIES = 3
 CPUS_PER_RUN = 1  # one torch thread per run, as the local executor uses with one worker per core
 TASK_PREFIX = "cnnbench:"  # Ray titles a busy worker process "ray::cnnbench:<run id>"
 PROBE_SECONDS = 5.0  # to reach a cluster's address before handing it to ray.init
-WAIT_SECONDS = 0.5  # ray.wait in slices, so SIGINT/SIGTERM reach the runner promptly
+WAIT_SECONDS = 0.5  # ray.wait in slices: a signal held during a Ray call waits at most this long
 
 
 def import_ray():
@@ -89,31 +91,42 @@ class RayExecutor(Executor):
         if not tasks:
             return
         ray = self.ray
-        owned = self._connect()
+        signals = SignalsBetweenRayCalls()
         pending: dict[Any, RunTask] = {}
+        owned = False
         try:
-            remote = ray.remote(_run_on_worker)
-            resources = {"num_cpus": CPUS_PER_RUN, "num_gpus": self.gpus_per_run, "max_retries": self.retries}
-            datasets = {name: ray.put(data) for name, data in _DATASETS.items()
-                        if any(t.config.dataset == name for t in tasks)}
-            for task in tasks:
-                # The ref is boxed in a list so Ray does not resolve it per task: a worker
-                # process fetches a dataset once and keeps it (bench.tasks cache).
-                box = [datasets[task.config.dataset]] if task.config.dataset in datasets else []
-                ref = remote.options(name=TASK_PREFIX + task.config.run_id(), **resources).remote(task, box, CPUS_PER_RUN)
-                pending[ref] = task
+            with signals.held():
+                owned = self._connect()
+                remote = ray.remote(_run_on_worker)
+                resources = {"num_cpus": CPUS_PER_RUN, "num_gpus": self.gpus_per_run, "max_retries": self.retries}
+                datasets = {name: ray.put(data) for name, data in _DATASETS.items()
+                            if any(t.config.dataset == name for t in tasks)}
+                for task in tasks:
+                    # The ref is boxed in a list so Ray does not resolve it per task: a worker
+                    # process fetches a dataset once and keeps it (bench.tasks cache).
+                    box = [datasets[task.config.dataset]] if task.config.dataset in datasets else []
+                    ref = remote.options(name=TASK_PREFIX + task.config.run_id(), **resources).remote(
+                        task, box, CPUS_PER_RUN)
+                    pending[ref] = task
+            signals.replay()
             while pending:
-                with _signal_exceptions_unwrapped():
+                with signals.held():
                     done, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SECONDS)
-                for ref in done:
-                    yield self._result(ref, pending.pop(ref))
+                    records = [self._result(ref, pending.pop(ref)) for ref in done]
+                # Records Ray already handed over are yielded (and stored) before a signal
+                # noted meanwhile is raised: finished work is kept.
+                yield from records
+                signals.replay()
         finally:
             # Normal end: nothing left.  Closed early (Ctrl-C, an error): cancel what is
-            # queued or running, so a cluster does not keep training for nobody.
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            if owned:
-                ray.shutdown()
+            # queued or running, so a cluster does not keep training for nobody.  When
+            # closed early, a signal now is dropped, as the runner drops a second one.
+            with signals.held():
+                for ref in pending:
+                    ray.cancel(ref, force=True)
+                if owned:
+                    ray.shutdown()
+        signals.replay()  # a normal end: a signal during the shutdown still reaches the runner
 
     def _result(self, ref, task: RunTask) -> RunRecord:
         cfg = task.config
@@ -135,8 +148,6 @@ class RayExecutor(Executor):
         if ray.is_initialized():  # a notebook or test already connected: use that
             self._note_cluster()
             return False
-        # ray.init may install its own signal handlers; the runner's must stay in charge.
-        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             if self.address is None:
                 ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False,
@@ -157,9 +168,6 @@ class RayExecutor(Executor):
                 hint = ("; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token "
                         "and the head's ~/.ray/auth_token on this machine")
             raise BenchError(f"could not start Ray on {where}: {_first_line(exc)}{hint}") from None
-        finally:
-            for s, handler in handlers.items():
-                signal.signal(s, handler)
         self._note_cluster()
         return True
 
@@ -192,21 +200,53 @@ def _probe(address: str) -> None:
                          "start one with `ray start --head`") from None
 
 
-class _signal_exceptions_unwrapped:
-    """Let the runner's Interrupted (raised by its SIGINT/SIGTERM handler) out of Ray calls.
+class SignalsBetweenRayCalls:
+    """SIGINT/SIGTERM wait while Ray's code runs and reach the runner between Ray calls.
 
-    Ray's C++ wait runs Python signal handlers while it blocks; an exception a handler
-    raises comes back as a SystemError ("returned a result with an exception set") with
-    the real exception as its context.
+    The runner's handler raises ``Interrupted`` in whatever frame the main thread is in.
+    Raised inside Ray - its C++ wait and get run Python signal handlers while they block,
+    and ``ray.init`` installs handlers of its own - the exception came back wrapped in a
+    SystemError, or escaped a ``ray.get`` half done, and Ray was left mid-call.  So inside
+    ``held()`` a signal is only noted (and handlers Ray installs are undone on the way out);
+    ``replay()`` hands the first noted signal to the handler that was in place before, at
+    a point where raising is safe.  Ray is waited on in ``WAIT_SECONDS`` slices, so a
+    signal reaches the runner within that long.
     """
 
-    def __enter__(self):
-        return self
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __exit__(self, kind, exc, tb):
-        if kind is SystemError and exc.__context__ is not None:
-            raise exc.__context__
-        return False
+    def __init__(self) -> None:
+        self.noted: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @contextmanager
+    def held(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield  # only the main thread has signal handlers (and receives their exceptions)
+            return
+        self._previous = {s: signal.getsignal(s) for s in self.SIGNALS}
+        for s in self.SIGNALS:
+            signal.signal(s, self._note)
+        try:
+            yield
+        finally:
+            for s, handler in self._previous.items():
+                signal.signal(s, handler)
+
+    def _note(self, signum: int, _frame) -> None:
+        if self.noted is None:
+            self.noted = signum
+
+    def replay(self) -> None:
+        """Hand a signal noted inside ``held()`` to the handler it was meant for."""
+        if self.noted is None:
+            return
+        signum, self.noted = self.noted, None
+        handler = self._previous.get(signum, signal.getsignal(signum))
+        if callable(handler):
+            handler(signum, None)  # the runner's: raises Interrupted
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(signum)
 
 
 def _run_on_worker(task: RunTask, dataset_box: list, threads: int) -> RunRecord:

@@ -14,7 +14,7 @@ from architectures import list_models
 from bench.config import RunConfig
 from bench.datasets import DataSearch, Split, load_dataset
 from bench.devices import synchronize
-from bench.train import EVAL_BATCH, build_training, evaluate, prepare_data, run_threads
+from bench.train import build_training, eval_batch_size, evaluate, prepare_data, run_threads
 
 BATCH = 64
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -49,10 +49,10 @@ def test_train_step(benchmark, arch, data):
 @pytest.mark.parametrize("arch", list_models())
 def test_eval_batch(benchmark, arch, data):
     cfg, training = _training(arch, data)
-    # One full evaluation batch (digits' test split repeated up to EVAL_BATCH images).
-    repeats = -(-EVAL_BATCH // len(data.test))
-    batch = Split(data.test.images.repeat(repeats, 1, 1, 1)[:EVAL_BATCH],
-                  data.test.labels.repeat(repeats)[:EVAL_BATCH])
+    # One full evaluation batch (digits' test split repeated up to the device's batch size).
+    size = eval_batch_size(cfg.device)
+    repeats = -(-size // len(data.test))
+    batch = Split(data.test.images.repeat(repeats, 1, 1, 1)[:size], data.test.labels.repeat(repeats)[:size])
     with run_threads(cfg.device):
         result = benchmark.pedantic(
             evaluate, args=(training.model, batch, data, cfg, training.memory_format),

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from architectures import register_model, unregister_model
+from architectures import list_models, register_model, unregister_model
 from bench.config import RunConfig
 from bench.datasets import load_dataset
 from bench.flops import arch_cost
@@ -101,3 +101,24 @@ def test_misclassified_are_wrong_and_sorted_by_confidence(digits):
     assert (mis["true"] != mis["predicted"]).all()
     assert torch.all(mis["confidence"][:-1] >= mis["confidence"][1:])
     assert torch.equal(mis["images"], digits.test.images[mis["index"]])
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_eval_batch_size_changes_no_prediction_only_rounding(digits, arch, monkeypatch):
+    """Evaluation batches are sized for speed (bench.train.eval_batch_size).  A kernel may
+    block a batch of another size differently, so logits can move in the last bits, but
+    no further: the same predictions, probabilities and loss equal to float32 rounding."""
+    import bench.train as train
+
+    cfg = RunConfig(arch=arch, dataset="digits")
+    training = train.build_training(cfg, digits)
+    training.run_steps(digits, torch.arange(128))  # trained a little: BatchNorm's running stats move
+    results = {}
+    for size in (1000, 37):  # 1,293 images: 1000 + 293, and 34 x 37 + 35
+        monkeypatch.setattr(train, "CPU_EVAL_BATCH", size)
+        results[size] = train.evaluate(training.model, digits.train, digits, cfg, training.memory_format,
+                                       keep_probabilities=True)
+    one, many = results[1000], results[37]
+    torch.testing.assert_close(many.probabilities, one.probabilities, rtol=1e-5, atol=1e-7)
+    assert (one.confusion == many.confusion).all() and one.accuracy == many.accuracy
+    assert one.loss == pytest.approx(many.loss, rel=1e-6)

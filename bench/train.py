@@ -41,13 +41,11 @@ CPU_RUN_THREADS = 1
 # large batch keeps it busy.
 CPU_EVAL_BATCH = 256
 GPU_EVAL_BATCH = 1000
+MISCLASSIFIED_KEPT = 16  # the most confidently wrong test images each run keeps
 
 
 def eval_batch_size(device: str | torch.device) -> int:
     return CPU_EVAL_BATCH if torch.device(device).type == "cpu" else GPU_EVAL_BATCH
-
-
-MISCLASSIFIED_KEPT = 16  # the most confidently wrong test images each run keeps
 
 
 @dataclass(frozen=True)

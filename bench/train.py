@@ -37,8 +37,8 @@ CPU_RUN_THREADS = 1
 # in the last bits (a kernel may block a batch of another size differently; predictions
 # stay the same, tests/test_train.py), so it is a constant, not a knob.  On CPU, a batch
 # whose activations stay in cache: one thread, the 10,000 MNIST test images took 0.31 s
-# at 256 and 0.61 s at 1,000 (ablate-std-avg; bn-convnet 0.63 s vs 1.31 s).  On a GPU a
-# large batch keeps it busy.
+# at 256 and 0.54 s at 1,000 (ablate-std-avg; bn-convnet 0.63 s vs 1.19 s; lenet-12, whose
+# maps are small, 0.20 s either way).  On a GPU a large batch keeps it busy.
 CPU_EVAL_BATCH = 256
 GPU_EVAL_BATCH = 1000
 MISCLASSIFIED_KEPT = 16  # the most confidently wrong test images each run keeps

@@ -113,11 +113,15 @@ def test_eval_batch_size_changes_no_prediction_only_rounding(digits, arch, monke
     cfg = RunConfig(arch=arch, dataset="digits")
     training = train.build_training(cfg, digits)
     training.run_steps(digits, torch.arange(128))  # trained a little: BatchNorm's running stats move
+    batches: list[int] = []
+    training.model.register_forward_pre_hook(lambda _module, args: batches.append(len(args[0])))
     results = {}
     for size in (1000, 37):  # 1,293 images: 1000 + 293, and 34 x 37 + 35
         monkeypatch.setattr(train, "CPU_EVAL_BATCH", size)
+        batches.clear()
         results[size] = train.evaluate(training.model, digits.train, digits, cfg, training.memory_format,
                                        keep_probabilities=True)
+        assert max(batches) == size and sum(batches) == len(digits.train)  # the size was really used
     one, many = results[1000], results[37]
     torch.testing.assert_close(many.probabilities, one.probabilities, rtol=1e-5, atol=1e-7)
     assert (one.confusion == many.confusion).all() and one.accuracy == many.accuracy

@@ -36,7 +36,7 @@ DEFAULT_RETRIES = 3
 CPUS_PER_RUN = 1  # one torch thread per run, as the local executor uses with one worker per core
 TASK_PREFIX = "cnnbench:"  # Ray titles a busy worker process "ray::cnnbench:<run id>"
 PROBE_SECONDS = 5.0  # to reach a cluster's address before handing it to ray.init
-WAIT_SECONDS = 0.5  # ray.wait in slices: a signal held during a Ray call waits at most this long
+WAIT_SECONDS = 0.2  # ray.wait in slices: a signal held during a Ray call waits at most this long
 
 
 def import_ray():

@@ -8,6 +8,8 @@ the runs in flight.
 from __future__ import annotations
 
 import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
@@ -81,8 +83,14 @@ def run_grid(
                                                every=checkpoint_every, resume=not force))
              for cfg in todo]
     with _signals_raise_interrupted() as signals:
+
+        def epoch_event(cfg: RunConfig, epoch: dict[str, float]) -> None:
+            signals.check()  # an Interrupted that was swallowed on its way (see below) is raised here
+            if on_epoch is not None:
+                on_epoch(cfg, epoch)
+
         try:
-            results = executor.run(tasks, on_epoch)
+            results = executor.run(tasks, epoch_event)
             try:
                 for record in results:
                     record = _same_identity(record)
@@ -137,6 +145,13 @@ class _signals_raise_interrupted:
     Inside ``deferred()`` (while a record or table is being written) a signal is only
     noted, and raised when the write is done: what finished is always stored whole.
     Once a signal arrived, further ones are ignored while we shut down.
+
+    A handler's exception surfaces in whatever the main thread runs at that moment, and a
+    few places swallow it: a weakref callback or ``__del__`` (an import lock's cleanup,
+    seen when SIGTERM came as the driver started its first run) only reports it to
+    ``sys.unraisablehook``, and the grid trained on to the end.  So a swallowed
+    ``Interrupted`` is not printed as a traceback but raised again at the next safe
+    point: an epoch event (``check``) or the end of a write.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -144,16 +159,20 @@ class _signals_raise_interrupted:
     def __init__(self) -> None:
         self.pending: int | None = None
         self._deferring = False
+        self._raised = False  # an Interrupted for ``pending`` is on its way to the runner
 
     def __enter__(self):
         self._previous = {s: signal.getsignal(s) for s in self.SIGNALS}
         for s in self.SIGNALS:
             signal.signal(s, self._handle)
+        self._previous_unraisable = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
         return self
 
     def __exit__(self, *exc):
         for s, handler in self._previous.items():
             signal.signal(s, handler)
+        sys.unraisablehook = self._previous_unraisable
         return False
 
     @contextmanager
@@ -163,11 +182,15 @@ class _signals_raise_interrupted:
             yield
         finally:
             self._deferring = False
-        if raise_after and self.pending is not None and not self._raised:
+        if raise_after:
+            self.check()
+
+    def check(self) -> None:
+        """Raise ``Interrupted`` if a signal arrived and its exception did not get through."""
+        if self.pending is not None and not self._raised and not self._deferring \
+                and threading.current_thread() is threading.main_thread():
             self._raised = True
             raise Interrupted(self.pending)
-
-    _raised = False
 
     def _handle(self, signum, _frame):
         if self.pending is not None:
@@ -176,3 +199,9 @@ class _signals_raise_interrupted:
         if not self._deferring:
             self._raised = True
             raise Interrupted(signum)
+
+    def _unraisable(self, unraisable) -> None:
+        if isinstance(unraisable.exc_value, Interrupted):
+            self._raised = False  # swallowed: ``check`` raises it again at the next safe point
+            return
+        self._previous_unraisable(unraisable)

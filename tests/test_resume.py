@@ -322,3 +322,38 @@ def test_restored_optimizer_state_takes_its_parameters_layout():
                 assert optimizer.state[param]["exp_avg"].stride() == param.stride()
         results.append(param.detach().clone())
     assert torch.equal(results[0], results[1])
+
+
+def test_a_signal_swallowed_on_its_way_still_stops_the_grid_at_the_next_epoch(tmp_path, monkeypatch, capsys):
+    """The runner's SIGTERM handler raises in whatever the main thread runs; in a weakref
+    callback (an import lock's cleanup, as seen when SIGTERM came while the driver started
+    its first run) Python swallows that exception.  The runner raises it again at the next
+    epoch event instead of training the rest of the grid, and prints no traceback."""
+    import weakref
+
+    import bench.tasks
+    from bench.executors import LocalExecutor
+    from bench.runner import run_grid
+    from bench.tasks import DataRequest
+
+    real = bench.tasks.train_run
+    started = []
+
+    def signal_inside_a_callback_then_train(cfg, *args, **kwargs):
+        started.append(cfg.seed)
+        if len(started) == 1:
+            class Lock:
+                pass
+
+            lock = Lock()
+            ref = weakref.ref(lock, lambda _ref: signal.raise_signal(signal.SIGTERM))
+            del lock  # the callback runs now: the handler's Interrupted is raised inside it, and lost
+            assert ref() is None
+        return real(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(bench.tasks, "train_run", signal_inside_a_callback_then_train)
+    configs = [RunConfig(arch="lenet", dataset="digits", epochs=2, seed=s) for s in range(3)]
+    outcome = run_grid(configs, tmp_path, LocalExecutor(workers=1), DataRequest())
+    assert outcome.interrupted is not None and outcome.interrupted.signum == signal.SIGTERM
+    assert started == [0] and outcome.records == []  # stopped at the first run's first epoch end
+    assert "Traceback" not in capsys.readouterr().err

@@ -11,11 +11,14 @@ import pandas as pd
 import pytest
 import torch
 
+from bench.cli import main
+from bench.datasets import DataSearch
 from bench.datasets.mnist import DIGIT_CLASSES, load_idx_folder
+from bench.errors import BenchError
 from bench.perf import PerfTiming, perf_table
+from bench.perf.machine import MachineTrainers
 from bench.perf.recipe import torchvision_root, write_idx
 from bench.perf.table import GEOMEAN_ROW
-from bench.cli import main
 
 
 def run_cli(*args: str) -> int:
@@ -24,10 +27,13 @@ def run_cli(*args: str) -> int:
 
 def test_table_is_computed_from_the_timings():
     timings = [
-        # recipe 6400 images in 2 s = 3200/s; cnnbench 6400 in 0.5 s = 12800/s: 4x
-        PerfTiming("a", 6400, 2.0, 6400, 0.5, flops_per_image=1_000_000, memory_format="channels_last"),
-        # recipe 1000/s, cnnbench 1000/s: 1x
-        PerfTiming("b", 3000, 3.0, 2000, 2.0, flops_per_image=5_000_000, memory_format="contiguous"),
+        # recipe 6400 images in 2 s = 3200/s; cnnbench 6400 in 0.5 s = 12800/s: 4x; two
+        # trainers 12800 images in 0.64 s (the slower one's) = 20000/s: 6.25x
+        PerfTiming("a", 6400, 2.0, 6400, 0.5, flops_per_image=1_000_000, memory_format="channels_last",
+                   machine_images=12800, machine_seconds=0.64, workers=2),
+        # recipe 1000/s, cnnbench 1000/s: 1x; per machine 4000 in 2.5 s = 1600/s: 1.6x
+        PerfTiming("b", 3000, 3.0, 2000, 2.0, flops_per_image=5_000_000, memory_format="contiguous",
+                   machine_images=4000, machine_seconds=2.5, workers=2),
     ]
     table = perf_table(timings, roof_flops_per_s=100e9).set_index("arch")
     assert table.loc["a", "recipe_images_per_s"] == 3200
@@ -35,6 +41,10 @@ def test_table_is_computed_from_the_timings():
     assert table.loc["a", "speedup"] == 4.0
     assert table.loc["b", "speedup"] == 1.0
     assert table.loc[GEOMEAN_ROW, "speedup"] == pytest.approx(2.0, rel=1e-12)  # sqrt(4 * 1)
+    assert table.loc["a", "machine_images_per_s"] == 20000
+    assert table.loc["a", "machine_speedup"] == 6.25
+    assert table.loc["b", "machine_speedup"] == pytest.approx(1.6)
+    assert table.loc[GEOMEAN_ROW, "machine_speedup"] == pytest.approx(np.sqrt(6.25 * 1.6), rel=1e-12)
     # 1 MFLOP/image at 12,800 images/s = 12.8 GFLOP/s = 12.8% of a 100 GFLOP/s roof
     assert table.loc["a", "cnnbench_gflops_per_s"] == pytest.approx(12.8)
     assert table.loc["a", "roof_fraction"] == pytest.approx(0.128)
@@ -71,7 +81,7 @@ def test_torchvision_reads_the_same_images_from_gzipped_idx(tmp_path):
 def test_perf_command_writes_a_consistent_table(tmp_path):
     csv = tmp_path / "perf.csv"
     status = run_cli("perf", "--dataset", "digits", "--archs", "lenet-12,dilated", "--steps", "3",
-                     "--warmup", "1", "--repeats", "2", "--threads", "1", "--csv", str(csv))
+                     "--warmup", "1", "--repeats", "2", "--threads", "1", "--workers", "2", "--csv", str(csv))
     assert status == 0
     table = pd.read_csv(csv).set_index("arch")
     assert list(table.index) == ["lenet-12", "dilated", GEOMEAN_ROW]
@@ -80,6 +90,26 @@ def test_perf_command_writes_a_consistent_table(tmp_path):
     assert np.allclose(rows["speedup"], rows["cnnbench_images_per_s"] / rows["recipe_images_per_s"])
     assert table.loc[GEOMEAN_ROW, "speedup"] == pytest.approx(np.sqrt(rows["speedup"].prod()))
     assert set(rows["memory_format"]) <= {"contiguous", "channels_last"}
+    # per machine: two trainers, each 3 steps of 64, over the slower one's seconds
+    assert (rows["workers"] == 2).all() and (rows["machine_images"] == 2 * 3 * 64).all()
+    assert np.allclose(rows["machine_images_per_s"], rows["machine_images"] / rows["machine_seconds"])
+    assert np.allclose(rows["machine_speedup"], rows["machine_images_per_s"] / rows["recipe_images_per_s"])
+
+
+def test_one_trainer_per_machine_is_the_run_itself(tmp_path):
+    csv = tmp_path / "perf.csv"
+    assert run_cli("perf", "--dataset", "digits", "--archs", "lenet-12", "--steps", "2", "--warmup", "0",
+                   "--repeats", "1", "--workers", "1", "--csv", str(csv)) == 0
+    row = pd.read_csv(csv).set_index("arch").loc["lenet-12"]
+    assert row["machine_images"] == row["cnnbench_images"] and row["machine_seconds"] == row["cnnbench_seconds"]
+
+
+def test_a_failing_helper_ends_the_measurement_with_its_error():
+    with MachineTrainers(2, "digits", DataSearch(download=False), "cpu") as machine:
+        machine.jobs[0].put("not a job")  # the helper cannot unpack it, reports, and leaves the barrier
+        with pytest.raises(BenchError, match="perf helper process failed: ValueError"):
+            machine._wait()
+    assert not any(helper.is_alive() for helper in machine.helpers)
 
 
 def test_perf_rejects_an_unknown_architecture(capsys):

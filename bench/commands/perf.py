@@ -18,8 +18,10 @@ from ..config import DTYPES, MEMORY_FORMATS, RunConfig
 from ..datasets import DATA_ENV, DataSearch, load_dataset
 from ..devices import device_name, resolve_device
 from ..errors import BenchError
+from ..executors.local import default_workers
 from ..perf import DEFAULT_ARCHS, PerfTiming, perf_table
 from ..perf.grid import TEST_BATCH, grid_table, read_grid, sequential_recipe
+from ..perf.machine import MachineTrainers
 from ..perf.native import NativeSession
 from ..perf.recipe import RecipeSession, recipe_loader, torchvision_root
 from ..perf.roof import matmul_flops_per_s
@@ -57,6 +59,10 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="torch threads for the recipe and the FLOP roof (default: torch's default, one "
                         "per core); the cnnbench path uses what a run uses (one on CPU, as grid "
                         "workers run, one per core)")
+    p.add_argument("--workers", type=positive_int, default=None,
+                   help="trainers for the per-machine figure, each a process training its own run "
+                        "on one thread, all timed at once as a grid trains (default: one per core "
+                        "on CPU, one on a GPU)")
     p.add_argument("--memory-format", choices=MEMORY_FORMATS, default="auto",
                    help="cnnbench path's memory format (auto = bench.train's fixed rule)")
     p.add_argument("--compile", action="store_true", help="torch.compile the cnnbench path (compile time untimed)")
@@ -86,7 +92,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if args.grid is not None:
         return grid_main(args, device, console, started)
     archs = _archs(args.archs)
-    dataset = load_dataset(args.dataset, DataSearch.from_cli(args.data_dir, download=False))
+    search = DataSearch.from_cli(args.data_dir, download=False)
+    dataset = load_dataset(args.dataset, search)
     if dataset.image_size != 28 or dataset.in_channels != 1:
         raise BenchError(f"perf needs 28x28 single-channel images, {dataset.name} has another shape")
     mean, std = dataset.pixel_stats()
@@ -94,16 +101,19 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if args.repeats is None:
         args.repeats = 1 if args.full else DEFAULT_REPEATS
     data = prepare_data(dataset, 0.0, device)  # the whole training set, as the recipe uses
+    workers = args.workers or (default_workers(device) if device == "cpu" else 1)
 
     console.print(
         f"cnnbench perf: {len(archs)} architectures on {dataset.name}, batch {BATCH_SIZE}, Adam, "
         f"best of {args.repeats} blocks of {'one epoch' if steps is None else f'{steps} steps'} "
         f"after {args.warmup} warm-up steps, "
         f"{device} ({device_name(device)}), recipe and roof on {torch.get_num_threads()} thread(s), "
-        f"cnnbench on {_run_threads(device)} as its runs", soft_wrap=True)
-    roof = matmul_flops_per_s(device)
+        f"cnnbench on {_run_threads(device)} as its runs; per machine {workers} trainer(s) at once",
+        soft_wrap=True)
     timings: list[PerfTiming] = []
-    with tempfile.TemporaryDirectory(prefix="cnnbench-perf-") as scratch:
+    with (tempfile.TemporaryDirectory(prefix="cnnbench-perf-") as scratch,
+          MachineTrainers(workers, dataset.name, search, device) as machine):
+        roof = matmul_flops_per_s(device)
         root, tv_name = torchvision_root(dataset, Path(scratch))
         loader = recipe_loader(root, tv_name, mean, std, BATCH_SIZE)
         for arch in archs:
@@ -123,15 +133,21 @@ def main(args: argparse.Namespace, console: Console) -> int:
             (recipe_images, recipe_seconds), (native_images, native_seconds) = (
                 max(blocks[k], key=lambda b: b[0] / b[1]) for k in ("recipe", "native"))
             training = native.training
+            if workers > 1:
+                machine_images, machine_seconds = max(
+                    machine.measure(cfg, data, steps, args.warmup, args.repeats), key=lambda b: b[0] / b[1])
+            else:  # one trainer: the machine trains what one run does
+                machine_images, machine_seconds = native_images, native_seconds
             timings.append(PerfTiming(
                 arch=arch, recipe_images=recipe_images, recipe_seconds=recipe_seconds,
                 native_images=native_images, native_seconds=native_seconds,
                 flops_per_image=training.flops_per_image,
                 memory_format="channels_last" if training.memory_format == torch.channels_last else "contiguous",
+                machine_images=machine_images, machine_seconds=machine_seconds, workers=workers,
             ))
             console.print(f"  {arch}: recipe {recipe_images / recipe_seconds:,.0f} images/s, "
-                          f"cnnbench {native_images / native_seconds:,.0f} images/s "
-                          f"(best of {args.repeats})")
+                          f"cnnbench {native_images / native_seconds:,.0f} images/s per run, "
+                          f"{machine_images / machine_seconds:,.0f} per machine (best of {args.repeats})")
     table = perf_table(timings, roof)
     table["device"] = device_name(device)
     table["recipe_threads"] = torch.get_num_threads()
@@ -141,7 +157,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     table["dataset"] = dataset.name
 
     if not console.is_terminal:
-        console.width = max(console.width, 140)  # a pipe or log gets the whole table, unwrapped
+        console.width = max(console.width, 180)  # a pipe or log gets the whole table, unwrapped
     console.print(render(table, roof))  # first: a bad --csv must not lose the measurement
     out = Path(args.csv) if args.csv else Path("reports") / f"perf-{dataset.name}.csv"
     _write_csv(out, table)
@@ -191,17 +207,21 @@ def _run_threads(device: str) -> int:
 
 
 def render(table, roof: float) -> Table:
+    workers = int(table["workers"].iloc[0]) if len(table) else 1
     out = Table(title=f"training speed, batch {BATCH_SIZE}, Adam (FLOP roof: fp32 matmul "
-                      f"{roof / 1e9:,.0f} GFLOP/s)", title_justify="left")
-    for name in ("arch", "recipe img/s", "cnnbench img/s", "speed-up", "train MFLOP/img",
-                 "GFLOP/s", "of roof", "memory format"):
+                      f"{roof / 1e9:,.0f} GFLOP/s); per machine: {workers} trainer(s) at once",
+                title_justify="left")
+    for name in ("arch", "recipe img/s", "cnnbench img/s", "speed-up", "per machine img/s",
+                 "speed-up per machine", "train MFLOP/img", "GFLOP/s", "of roof", "memory format"):
         out.add_column(name, justify="left" if name in ("arch", "memory format") else "right")
     for row in table.itertuples():
         if row.arch == GEOMEAN_ROW:
             out.add_section()
-            out.add_row(row.arch, "", "", f"{row.speedup:.2f}x", "", "", "", "", style="bold")
+            out.add_row(row.arch, "", "", f"{row.speedup:.2f}x", "", f"{row.machine_speedup:.2f}x",
+                        "", "", "", "", style="bold")
             continue
         out.add_row(row.arch, f"{row.recipe_images_per_s:,.0f}", f"{row.cnnbench_images_per_s:,.0f}",
-                    f"{row.speedup:.2f}x", f"{row.train_mflops_per_image:.2f}",
-                    f"{row.cnnbench_gflops_per_s:.1f}", f"{row.roof_fraction:.1%}", row.memory_format)
+                    f"{row.speedup:.2f}x", f"{row.machine_images_per_s:,.0f}", f"{row.machine_speedup:.2f}x",
+                    f"{row.train_mflops_per_image:.2f}", f"{row.cnnbench_gflops_per_s:.1f}",
+                    f"{row.roof_fraction:.1%}", row.memory_format)
     return out

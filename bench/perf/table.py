@@ -1,5 +1,8 @@
 """The perf table: images/s of each path, their ratio, and the share of the FLOP roof.
 
+Two cnnbench figures: one run (one thread on CPU) and the machine (one trainer per core,
+all at once, as a grid trains); the recipe trains one run on every core either way.
+
 Every derived column is computed here from raw timings (images, seconds), so the printed
 and stored figures can always be re-derived from what was measured.
 """
@@ -26,6 +29,11 @@ class PerfTiming:
     native_seconds: float
     flops_per_image: int  # training (forward + backward) FLOPs per image
     memory_format: str = ""
+    # Per machine: images all trainers trained together (one per core, as a grid trains)
+    # and the seconds the slowest of them took; ``workers`` trainers.
+    machine_images: int = 0
+    machine_seconds: float = float("nan")
+    workers: int = 1
 
 
 def perf_table(timings: list[PerfTiming], roof_flops_per_s: float) -> pd.DataFrame:
@@ -42,16 +50,22 @@ def perf_table(timings: list[PerfTiming], roof_flops_per_s: float) -> pd.DataFra
             "train_mflops_per_image": t.flops_per_image / 1e6,
             "cnnbench_gflops_per_s": t.flops_per_image * native / 1e9,
             "roof_fraction": t.flops_per_image * native / roof_flops_per_s,
+            "workers": t.workers,
+            "machine_images_per_s": t.machine_images / t.machine_seconds,
+            "machine_speedup": t.machine_images / t.machine_seconds / recipe,
             "memory_format": t.memory_format,
             "recipe_images": t.recipe_images,
             "recipe_seconds": t.recipe_seconds,
             "cnnbench_images": t.native_images,
             "cnnbench_seconds": t.native_seconds,
+            "machine_images": t.machine_images,
+            "machine_seconds": t.machine_seconds,
         })
     table = pd.DataFrame(rows)
     if rows:
         summary = {column: np.nan for column in table.columns}
-        summary.update(arch=GEOMEAN_ROW, memory_format="", speedup=float(gmean(table["speedup"])))
+        summary.update(arch=GEOMEAN_ROW, memory_format="", speedup=float(gmean(table["speedup"])),
+                       machine_speedup=float(gmean(table["machine_speedup"])))
         table = pd.concat([table, pd.DataFrame([summary])], ignore_index=True)
     table["roof_gflops_per_s"] = roof_flops_per_s / 1e9
     return table

@@ -3,11 +3,11 @@
 import pandas as pd
 import pytest
 import torch
+from conftest import run_cli
 
 from bench.config import RunConfig
 from bench.datasets import load_dataset
 from bench.train import prepare_data, train_run
-from conftest import run_cli
 
 pytestmark = [
     pytest.mark.cuda,
@@ -51,3 +51,20 @@ def test_deterministic_mode_names_ops_without_a_deterministic_kernel(tmp_path):
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert runs.status[0] == "ok"
     assert "avg_pool2d_backward" in str(runs.nondeterministic_ops[0])
+
+
+def test_workers_sharing_one_gpu_give_the_same_results_as_one(tmp_path):
+    """Four seeds on four workers of one GPU: each run is an ordinary run of its own process."""
+    args = ("--archs", "bn-convnet", "--dataset", "digits", "--seeds", "4", "--epochs", "1",
+            "--device", "cuda:0", "--deterministic", "--no-report")
+    assert run_cli(*args, "--workers", "1", "--out", str(tmp_path / "one")) == 0
+    assert run_cli(*args, "--workers", "4", "--out", str(tmp_path / "shared")) == 0
+    one, shared = (pd.read_csv(tmp_path / name / "runs.csv").set_index("run_id").sort_index()
+                   for name in ("one", "shared"))
+    assert (shared.status == "ok").all() and list(shared.index) == list(one.index)
+    # Deterministic kernels give the same bits; an op without one (named in runs.csv) may
+    # round differently from call to call, in a process alone as well.
+    exact = one.nondeterministic_ops.isna().all() and shared.nondeterministic_ops.isna().all()
+    for column in ("final_train_loss", "test_loss", "test_acc"):
+        expected = one[column].tolist()
+        assert shared[column].tolist() == (expected if exact else pytest.approx(expected, rel=1e-3)), column

@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.config import RunConfig
-from bench.executors.local import LocalExecutor, _feed, _WorkQueue
+from bench.executors.local import LocalExecutor, _feed, _WorkQueue, worker_gpu
 from bench.tasks import DataRequest, RunTask
 
 
@@ -70,3 +70,9 @@ def test_a_run_the_pool_cannot_take_is_answered_with_the_error():
     _feed(BrokenPool(), work, done)
     assert done.qsize() == 1  # the driver gets the error instead of waiting for the run forever
     assert "terminated abruptly" in str(done.get().exception())
+
+
+def test_more_workers_than_gpus_share_them_round_robin():
+    assert [worker_gpu(slot, 2) for slot in range(5)] == [0, 1, 0, 1, 0]
+    assert [worker_gpu(slot, 1) for slot in range(3)] == [None] * 3  # one GPU: nothing to choose
+    assert worker_gpu(0, 0) is None  # CPU, or cuda:N: every worker uses the device it was given

@@ -114,7 +114,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="deterministic kernels only (torch.use_deterministic_algorithms, "
                         "CUBLAS_WORKSPACE_CONFIG); ops without one are named in runs.csv (recorded)")
     g.add_argument("--workers", type=positive_int, default=None,
-                   help="parallel worker processes (default: one per CPU core on CPU, one per GPU on CUDA)")
+                   help="parallel worker processes (default: one per CPU core on CPU, one per GPU on CUDA; "
+                        "more workers than GPUs share them, which keeps a GPU busy with small nets)")
     g.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="local processes, or a Ray cluster (pip install 'cnnbench[ray]')")
     g.add_argument("--ray-address", default=None,

@@ -174,3 +174,25 @@ def test_a_run_gives_the_same_bits_whatever_the_process_thread_count():
     assert a.epochs[0]["train_loss"] == b.epochs[0]["train_loss"]
     for name, value in a.state_dict.items():
         assert torch.equal(value, b.state_dict[name]), name
+
+
+@pytest.mark.parametrize("arch", ["convnet", "bn-convnet"])
+def test_the_feature_stack_gets_its_gradient_back_in_channels_last(arch, digits):
+    """Flatten's backward gives an NCHW gradient; the training path hands it on in
+    channels_last, so pooling, ReLU and BatchNorm backward see one layout (equal values:
+    the bit-for-bit tests above run the loop without this)."""
+    cfg = RunConfig(arch=arch, dataset="digits", val_fraction=0.0, test_weights="last")
+    training = build_training(cfg, digits)
+    assert training.memory_format == torch.channels_last
+    seen = []
+    flatten = next(m for m in training.model.modules() if isinstance(m, torch.nn.Flatten))
+
+    def watch(_module, args, _output):
+        args[0].register_hook(seen.append)  # after the training path's own hook
+
+    flatten.register_forward_hook(watch)
+    x, y = training.batch(digits, digits.train, torch.arange(64))
+    F.cross_entropy(training.model(x), y).backward()
+    (grad,) = seen
+    assert grad.shape[1] > 1 and grad.shape[2] * grad.shape[3] > 1  # a layout that can differ
+    assert grad.is_contiguous(memory_format=torch.channels_last) and not grad.is_contiguous()

@@ -211,8 +211,8 @@ def render(table, roof: float) -> Table:
     out = Table(title=f"training speed, batch {BATCH_SIZE}, Adam (FLOP roof: fp32 matmul "
                       f"{roof / 1e9:,.0f} GFLOP/s); per machine: {workers} trainer(s) at once",
                 title_justify="left")
-    for name in ("arch", "recipe img/s", "cnnbench img/s", "speed-up", "per machine img/s",
-                 "speed-up per machine", "train MFLOP/img", "GFLOP/s", "of roof", "memory format"):
+    for name in ("arch", "recipe img/s", "cnnbench per run img/s", "speed-up per run", "per machine img/s",
+                 "speed-up per machine", "train MFLOP/img", "per run GFLOP/s", "of roof", "memory format"):
         out.add_column(name, justify="left" if name in ("arch", "memory format") else "right")
     for row in table.itertuples():
         if row.arch == GEOMEAN_ROW:

@@ -70,7 +70,7 @@ class LocalExecutor(Executor):
         gpus = torch.cuda.device_count() if self.device == "cuda" else 0
         # On CPU this process trains too, as one of the workers: one process fewer holding
         # torch and the dataset (~0.6-0.9 GB each; a 2-worker MNIST run peaked at 2.25 GB
-        # with three processes), and one fewer to start.  On CUDA each worker owns a GPU.
+        # with three processes), and one fewer to start.  On CUDA only workers train.
         here = self.device == "cpu"
         spawned = min(self.workers - 1, len(tasks) - 1) if here else min(self.workers, len(tasks))
         for slot in range(spawned):

@@ -34,7 +34,6 @@ class MachineTrainers:
 
     def __init__(self, workers: int, dataset: str, search: DataSearch, device: str) -> None:
         ctx = mp.get_context("spawn")  # fork after torch has started threads is unsafe
-        self.workers = workers
         self.barrier = ctx.Barrier(workers)
         self.results = ctx.Queue()
         self.jobs = [ctx.Queue() for _ in range(workers - 1)]
@@ -64,7 +63,7 @@ class MachineTrainers:
             self._wait()
             images, seconds = session.block(steps)
             for _ in self.jobs:
-                other = self._result()
+                other = self._take("block")
                 images, seconds = images + other[0], max(seconds, other[1])
             blocks.append((images, seconds))
         return blocks
@@ -73,27 +72,20 @@ class MachineTrainers:
         try:
             self.barrier.wait(timeout=BARRIER_TIMEOUT_S)
         except threading.BrokenBarrierError:
-            raise BenchError(self._failure() or "a perf helper process stopped answering") from None
+            # A failing helper reports before it breaks the barrier.  _take raises either
+            # way: that helper's error, or "stopped answering" when none came.
+            self._take("error", timeout=1.0)
 
-    def _result(self) -> tuple[int, float]:
-        return self._take("block")
-
-    def _take(self, expected: str):
+    def _take(self, expected: str, timeout: float = BARRIER_TIMEOUT_S):
+        """The next message from the helpers, of kind ``expected``; BenchError if one failed."""
         try:
-            kind, value = self.results.get(timeout=BARRIER_TIMEOUT_S)
+            kind, value = self.results.get(timeout=timeout)
         except queue.Empty:
             raise BenchError("a perf helper process stopped answering") from None
         if kind == "error":
             raise BenchError(f"a perf helper process failed: {value}")
         assert kind == expected, (kind, expected)
         return value
-
-    def _failure(self) -> str | None:
-        try:
-            kind, value = self.results.get(timeout=1.0)
-        except queue.Empty:
-            return None
-        return f"a perf helper process failed: {value}" if kind == "error" else None
 
     def close(self) -> None:
         for jobs in self.jobs:

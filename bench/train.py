@@ -267,6 +267,10 @@ def build_training(cfg: RunConfig, data: PreparedData) -> Training:
     model = model.to(device=device, memory_format=memory_format)
     if memory_format == torch.channels_last and not cfg.compile:  # compiled code picks its own layouts
         keep_gradients_channels_last(model)
+        if device.type == "cpu":
+            from .max_pool import use_channels_last_max_pool  # numba: imported only where used
+
+            use_channels_last_max_pool(model)
     optimizer = make_optimizer(cfg, model.parameters())
     return Training(
         cfg=cfg, model=model, forward=torch.compile(model) if cfg.compile else model,

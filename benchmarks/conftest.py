@@ -16,6 +16,10 @@ import pytest
 
 
 def pytest_collect_file(file_path, parent):
+    # A file named on the command line is collected by pytest itself, whatever its name:
+    # collecting it here too would run every benchmark twice.
+    if parent.session.isinitpath(file_path):
+        return None
     if file_path.suffix == ".py" and file_path.name.startswith("bench_"):
         return pytest.Module.from_parent(parent, path=file_path)
     return None

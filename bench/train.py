@@ -218,9 +218,13 @@ class Training:
     flops_per_image: int
 
     def batch(self, data: PreparedData, split: Split, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The normalized images and labels at ``index``, in the run's memory format."""
-        x = data.normalize(split.images[index]).contiguous(memory_format=self.memory_format)
-        return x, split.labels[index]
+        """The normalized images and labels at ``index``, in the run's memory format.
+
+        ``index_select``, not ``images[index]``: the same bytes, but advanced indexing's
+        generic gather took 57 us for 64 MNIST images against 8 us (one thread, CPU).
+        """
+        x = data.normalize(split.images.index_select(0, index)).contiguous(memory_format=self.memory_format)
+        return x, split.labels.index_select(0, index)
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns the (detached) loss and logits, with no host sync."""

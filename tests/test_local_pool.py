@@ -7,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.config import RunConfig
-from bench.executors.local import LocalExecutor, _feed, _WorkQueue, worker_gpu
+from bench.executors.local import LocalExecutor, _feed_until_empty, _WorkQueue, worker_gpu
 from bench.tasks import DataRequest, RunTask
 
 
@@ -24,6 +24,19 @@ def test_two_workers_give_every_run_with_the_same_bits_as_one():
         metrics = {k: v for k, v in record.summary.items() if not k.endswith(timing)}
         assert metrics and metrics == {k: v for k, v in serial[run_id].summary.items() if not k.endswith(timing)}
     assert sorted(c.run_id() for c in events) == sorted(t.config.run_id() for t in tasks)  # one epoch each
+
+
+def test_workers_outlive_the_feeders_that_started_them():
+    """A worker process is started by the feeder thread that first submits to it, and Linux
+    kills it when that thread ends (``die_with_parent``).  Feeders that ended as soon as no
+    run was left killed their idle workers, which broke the pool under the runs still
+    training in the others: 4 workers, 4 runs failed with BrokenProcessPool (CPU and CUDA)."""
+    # The last run (a worker's) trains longest: the other feeders run dry while it trains.
+    tasks = [RunTask(RunConfig(arch="lenet-12", dataset="digits", seed=s, epochs=1), DataRequest()) for s in range(3)]
+    tasks.append(RunTask(RunConfig(arch="dilated", dataset="digits", epochs=4), DataRequest()))
+    records = list(LocalExecutor(workers=4).run(tasks))
+    assert sorted(r.run_id for r in records) == sorted(t.config.run_id() for t in tasks)
+    assert all(r.status == "ok" for r in records)
 
 
 class _RecordingPool:
@@ -47,7 +60,7 @@ def test_a_worker_is_handed_a_run_only_when_it_is_free():
     tasks = [RunTask(RunConfig(arch="lenet", dataset="digits", seed=s), DataRequest()) for s in range(5)]
     work, done, pool = _WorkQueue(tasks), queue.Queue(), _RecordingPool()
     assert work.take() is tasks[0]  # the driver's
-    _feed(pool, work, done)
+    _feed_until_empty(pool, work, done)
     assert pool.unfinished_at_submit == [0, 0, 0, 0]  # never a second run while one is in flight
     assert done.qsize() == 4 and work.take() is None
 
@@ -67,7 +80,7 @@ def test_a_run_the_pool_cannot_take_is_answered_with_the_error():
 
     tasks = [RunTask(RunConfig(arch="lenet", dataset="digits", seed=s), DataRequest()) for s in range(3)]
     work, done = _WorkQueue(tasks), queue.Queue()
-    _feed(BrokenPool(), work, done)
+    _feed_until_empty(BrokenPool(), work, done)
     assert done.qsize() == 1  # the driver gets the error instead of waiting for the run forever
     assert "terminated abruptly" in str(done.get().exception())
 

@@ -89,7 +89,8 @@ class LocalExecutor(Executor):
         work = _WorkQueue(tasks)
         first = work.take() if here else None  # this process starts at once; workers import torch first
         done: queue.Queue[Future] = queue.Queue()
-        feeders = [threading.Thread(target=_feed, args=(pool, work, done), daemon=True)
+        release = threading.Event()
+        feeders = [threading.Thread(target=_feed, args=(pool, work, done, release), daemon=True)
                    for _ in range(spawned)]
         for feeder in feeders:
             feeder.start()
@@ -121,6 +122,7 @@ class LocalExecutor(Executor):
                 # Interrupted or failed: do not wait for runs in flight to finish.
                 _terminate(pool)
             pool.shutdown(wait=completed, cancel_futures=True)
+            release.set()
             for feeder in feeders:
                 feeder.join(timeout=5)
             events.close()
@@ -146,8 +148,22 @@ class _WorkQueue:
             self._closed = True
 
 
-def _feed(pool: ProcessPoolExecutor, work: _WorkQueue, done: queue.Queue) -> None:
-    """Keep one worker busy: submit the next run only when its previous one has finished."""
+def _feed(pool: ProcessPoolExecutor, work: _WorkQueue, done: queue.Queue, release: threading.Event) -> None:
+    """Keep one worker busy: submit the next run only when its previous one has finished.
+
+    Then wait for ``release`` (set once the pool is shut down) before returning: with the
+    spawn start method a worker process is started by the thread that submits to it, and
+    Linux sends a worker its parent-death signal (``die_with_parent``) when that *thread*
+    ends.  A feeder that returned as soon as the queue ran dry killed the worker it had
+    started, and with it the pool and every run still training in another worker.
+    """
+    try:
+        _feed_until_empty(pool, work, done)
+    finally:
+        release.wait()
+
+
+def _feed_until_empty(pool: ProcessPoolExecutor, work: _WorkQueue, done: queue.Queue) -> None:
     while (task := work.take()) is not None:
         try:
             future = pool.submit(_execute_in_worker, task)

@@ -23,6 +23,7 @@ from architectures import get_spec
 
 from .checkpoint import Checkpointer, ResumeState
 from .config import RunConfig
+from .cuda_graph import CAPTURED, EAGER, GraphedSteps, graph_refusal
 from .datasets import Dataset, Split, validation_split
 from .devices import synchronize
 from .flops import arch_cost
@@ -105,6 +106,7 @@ class TrainOutcome:
     params: int
     flops_per_image: int
     total_seconds: float
+    step_mode: str = EAGER  # "cuda-graph" when full batches replayed a captured CUDA graph
     tested_weights: str = ""
     best_epoch: int = 0
     diverged_epoch: int = 0
@@ -216,6 +218,7 @@ class Training:
     memory_format: torch.memory_format
     params: int
     flops_per_image: int
+    graphed: GraphedSteps | None = None  # CUDA runs whose steps replay a captured graph
 
     def batch(self, data: PreparedData, split: Split, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The normalized images and labels at ``index``, in the run's memory format.
@@ -236,23 +239,38 @@ class Training:
         self.optimizer.step()
         return loss.detach(), logits.detach()
 
+    def train_batch(self, data: PreparedData, split: Split, index: torch.Tensor,
+                    loss_sum: torch.Tensor, hits: torch.Tensor) -> None:
+        """One step on the batch at ``index``, adding its loss and hits to the two sums.
+
+        The same code runs eagerly and under CUDA-graph capture (``bench.cuda_graph``).
+        """
+        x, y = self.batch(data, split, index)
+        loss, logits = self.step(x, y)
+        # float64 before scaling, so the sum equals summing loss.item() * batch exactly
+        loss_sum += loss.double() * y.numel()
+        hits += (logits.argmax(1) == y).sum()
+
     def run_steps(self, data: PreparedData, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Train on ``data.train`` in batches of ``order`` (indices on the device).
 
         Returns the summed loss (float64) and hit count as device tensors: the caller reads
         them once, so nothing in here waits for the device.
         """
+        if self.graphed is not None:
+            return self.graphed.run(self.train_batch, data, order)
         device = order.device
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         hits = torch.zeros((), dtype=torch.int64, device=device)
         batch_size = self.cfg.batch_size
         for start in range(0, len(order), batch_size):
-            x, y = self.batch(data, data.train, order[start:start + batch_size])
-            loss, logits = self.step(x, y)
-            # float64 before scaling, so the sum equals summing loss.item() * batch exactly
-            loss_sum += loss.double() * y.numel()
-            hits += (logits.argmax(1) == y).sum()
+            self.train_batch(data, data.train, order[start:start + batch_size], loss_sum, hits)
         return loss_sum, hits
+
+    @property
+    def step_mode(self) -> str:
+        """How full batches step: ``cuda-graph`` (captured and replayed) or ``eager``."""
+        return CAPTURED if self.graphed is not None else EAGER
 
 
 def build_training(cfg: RunConfig, data: PreparedData) -> Training:
@@ -276,11 +294,14 @@ def build_training(cfg: RunConfig, data: PreparedData) -> Training:
 
             use_channels_last_max_pool(model)
     optimizer = make_optimizer(cfg, model.parameters())
-    return Training(
+    training = Training(
         cfg=cfg, model=model, forward=torch.compile(model) if cfg.compile else model,
         optimizer=optimizer, scheduler=make_scheduler(cfg, optimizer), memory_format=memory_format,
         params=params, flops_per_image=flops,
     )
+    if graph_refusal(cfg) is None:
+        training.graphed = GraphedSteps(optimizer, cfg.batch_size, device)
+    return training
 
 
 def train_run(
@@ -340,6 +361,7 @@ def train_run(
         if not (math.isfinite(record["train_loss"]) and (val is None or math.isfinite(val.loss))):
             return TrainOutcome(
                 status="diverged", epochs=records, memory_format=_format_name(memory_format),
+                step_mode=training.step_mode,
                 params=params, flops_per_image=flops, diverged_epoch=epoch,
                 total_seconds=time.perf_counter() - started,
             )
@@ -363,6 +385,7 @@ def train_run(
         status="ok",
         epochs=records,
         memory_format=_format_name(memory_format),
+        step_mode=training.step_mode,
         params=params,
         flops_per_image=flops,
         total_seconds=time.perf_counter() - started,

@@ -6,8 +6,11 @@ import torch
 from conftest import run_cli
 
 from bench.config import RunConfig
+from bench.cuda_graph import ENV_SWITCH, WARMUP_STEPS
 from bench.datasets import load_dataset
-from bench.train import prepare_data, train_run
+from bench.determinism import deterministic_mode
+from bench.seeding import data_order_generator
+from bench.train import build_training, prepare_data, train_run
 
 pytestmark = [
     pytest.mark.cuda,
@@ -31,6 +34,7 @@ def test_gpu_run_learns_and_agrees_with_cpu(digits_on_gpu):
     gpu = train_run(cfg, digits_on_gpu)
     cpu = train_run(cfg.replace(device="cpu"), prepare_data(load_dataset("digits", None), 0.1, "cpu"))
     assert gpu.status == "ok" and gpu.test.accuracy > 0.5
+    assert gpu.step_mode == "cuda-graph" and cpu.step_mode == "eager"
     # Same seed, same batches, same init: only kernel rounding differs between devices.
     assert gpu.test.accuracy == pytest.approx(cpu.test.accuracy, abs=0.05)
     assert all(t.device.type == "cpu" for t in gpu.state_dict.values())  # stored weights load anywhere
@@ -42,15 +46,27 @@ def test_gpu_grid_from_the_command_line(tmp_path):
     runs = pd.read_csv(tmp_path / "runs.csv")
     assert (runs.status == "ok").all() and (runs.device == "cuda").all()
     assert runs.device_name.str.len().gt(0).all()
+    assert (runs.step_mode == "cuda-graph").all()
 
 
-def test_deterministic_mode_names_ops_without_a_deterministic_kernel(tmp_path):
-    # Average-pool backward has no deterministic CUDA kernel: the run finishes and names it.
-    assert run_cli("--archs", "convnet", "--dataset", "digits", "--seeds", "1", "--epochs", "1",
-                   "--device", "cuda", "--deterministic", "--out", str(tmp_path), "--no-report") == 0
-    runs = pd.read_csv(tmp_path / "runs.csv")
-    assert runs.status[0] == "ok"
-    assert "avg_pool2d_backward" in str(runs.nondeterministic_ops[0])
+def test_deterministic_mode_names_ops_without_a_deterministic_kernel():
+    # Adaptive average-pool backward is on torch's list of CUDA ops without one.
+    x = torch.randn(2, 3, 8, 8, device="cuda", requires_grad=True)
+    with deterministic_mode(True) as found:
+        torch.nn.functional.adaptive_avg_pool2d(x, 3).sum().backward()
+    assert found == {"adaptive_avg_pool2d_backward_cuda"}
+
+
+def test_a_deterministic_gpu_run_repeats_bit_for_bit(tmp_path):
+    # Every op of convnet (avg-pool included) has a deterministic CUDA kernel: none is named,
+    # and the same run trained twice gives the same numbers.
+    for name in ("a", "b"):
+        assert run_cli("--archs", "convnet", "--dataset", "digits", "--seeds", "1", "--epochs", "2",
+                       "--device", "cuda", "--deterministic", "--out", str(tmp_path / name), "--no-report") == 0
+    a, b = (pd.read_csv(tmp_path / name / "runs.csv") for name in ("a", "b"))
+    assert (a.status == "ok").all() and a.nondeterministic_ops.isna().all()
+    for column in ("final_train_loss", "best_val_loss", "test_loss", "test_acc"):
+        assert a[column].tolist() == b[column].tolist(), column
 
 
 def test_workers_sharing_one_gpu_give_the_same_results_as_one(tmp_path):
@@ -68,3 +84,45 @@ def test_workers_sharing_one_gpu_give_the_same_results_as_one(tmp_path):
     for column in ("final_train_loss", "test_loss", "test_acc"):
         expected = one[column].tolist()
         assert shared[column].tolist() == (expected if exact else pytest.approx(expected, rel=1e-3)), column
+
+
+@pytest.mark.parametrize(("arch", "optimizer"), [
+    ("lenet-12", "adam"), ("lenet-12", "sgd"),
+    ("convnet", "adam"),  # avg-pool
+    ("bn-convnet", "adam"),  # BatchNorm: running statistics updated in place by every replay
+    ("examples-net", "adam"),  # dropout: the graph-safe generator must draw the eager masks
+])
+def test_captured_steps_give_the_bits_of_eager_steps(arch, optimizer, digits_on_gpu, monkeypatch):
+    """Two epochs (the lr decays between them: a re-capture), replayed graph against eager
+    steps: the same loss sums and hit counts, the same weights, optimizer state and RNG."""
+    cfg = RunConfig(arch=arch, dataset="digits", device="cuda", optimizer=optimizer,
+                    lr=0.01 if optimizer == "sgd" else 1e-3, lr_schedule="step")
+    data = digits_on_gpu
+
+    def train(graphs: bool):
+        monkeypatch.setenv(ENV_SWITCH, "1" if graphs else "0")
+        training = build_training(cfg, data)
+        generator = data_order_generator(cfg.seed)
+        sums = []
+        for _ in range(2):
+            order = torch.randperm(len(data.train), generator=generator).to("cuda")
+            sums.append([t.item() for t in training.run_steps(data, order)])
+            training.scheduler.step()
+        return training, sums, torch.cuda.get_rng_state()
+
+    with deterministic_mode(True):  # kernels that sum in a fixed order, both ways
+        eager, eager_sums, eager_rng = train(False)
+        graphed, graphed_sums, graphed_rng = train(True)
+    assert eager.step_mode == "eager" and graphed.step_mode == "cuda-graph"
+    full_batches = len(data.train) // cfg.batch_size
+    assert len(data.train) % cfg.batch_size  # a short last batch, stepped eagerly
+    assert graphed.graphed.replays == 2 * full_batches - WARMUP_STEPS
+    assert graphed.graphed.captures == 2  # one per learning rate
+    assert graphed_sums == eager_sums
+    assert torch.equal(graphed_rng, eager_rng)
+    for (name, a), b in zip(eager.model.state_dict().items(), graphed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    for a, b in zip(eager.optimizer.state.values(), graphed.optimizer.state.values(), strict=True):
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+    assert all(not group.get("capturable", False) for group in graphed.optimizer.param_groups)

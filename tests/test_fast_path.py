@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from architectures import build_model
 from bench.config import RunConfig
+from bench.cuda_graph import ENV_SWITCH, graph_refusal
 from bench.datasets import DataSearch, load_dataset
 from bench.seeding import data_order_generator
 from bench.train import build_training, choose_memory_format, prepare_data, train_run
@@ -152,6 +153,27 @@ def test_memory_format_rule_is_fixed_per_structure():
         assert fmt(arch, device="cuda", requested="channels_last") == torch.channels_last
     mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     assert fmt("lenet", model=mlp) == torch.contiguous_format  # nothing for NHWC to speed up
+
+
+def test_cuda_graph_capture_is_refused_where_it_would_change_bits(monkeypatch):
+    """Only CUDA runs with a fused optimizer, fp32 and no compile replay a captured step; the
+    rest step eagerly (tests/test_cuda.py checks on a GPU that replays keep the bits)."""
+    cuda = RunConfig(arch="lenet", dataset="digits", device="cuda")
+    assert graph_refusal(cuda) is None
+    assert graph_refusal(cuda.replace(optimizer="sgd")) is None
+    assert "CUDA" in graph_refusal(cuda.replace(device="cpu"))
+    assert "fused" in graph_refusal(cuda.replace(optimizer_impl="foreach"))
+    assert "fused" in graph_refusal(cuda.replace(optimizer="adadelta"))
+    assert "autocast" in graph_refusal(cuda.replace(dtype="bfloat16-autocast"))
+    assert "compile" in graph_refusal(cuda.replace(compile=True))
+    monkeypatch.setenv(ENV_SWITCH, "0")
+    assert ENV_SWITCH in graph_refusal(cuda)
+
+
+def test_cpu_runs_step_eagerly_and_say_so(digits):
+    cfg = RunConfig(arch="lenet-12", dataset="digits", epochs=1, val_fraction=0.0, test_weights="last")
+    assert build_training(cfg, digits).step_mode == "eager"
+    assert train_run(cfg, digits).step_mode == "eager"
 
 
 def test_a_run_gives_the_same_bits_whatever_the_process_thread_count():

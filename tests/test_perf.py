@@ -90,6 +90,7 @@ def test_perf_command_writes_a_consistent_table(tmp_path):
     assert np.allclose(rows["speedup"], rows["cnnbench_images_per_s"] / rows["recipe_images_per_s"])
     assert table.loc[GEOMEAN_ROW, "speedup"] == pytest.approx(np.sqrt(rows["speedup"].prod()))
     assert set(rows["memory_format"]) <= {"contiguous", "channels_last"}
+    assert set(rows["step_mode"]) == {"eager"}  # CPU: no CUDA graph
     # per machine: two trainers, each 3 steps of 64, over the slower one's seconds
     assert (rows["workers"] == 2).all() and (rows["machine_images"] == 2 * 3 * 64).all()
     assert np.allclose(rows["machine_images_per_s"], rows["machine_images"] / rows["machine_seconds"])

@@ -143,6 +143,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
                 native_images=native_images, native_seconds=native_seconds,
                 flops_per_image=training.flops_per_image,
                 memory_format="channels_last" if training.memory_format == torch.channels_last else "contiguous",
+                step_mode=training.step_mode,
                 machine_images=machine_images, machine_seconds=machine_seconds, workers=workers,
             ))
             console.print(f"  {arch}: recipe {recipe_images / recipe_seconds:,.0f} images/s, "
@@ -212,16 +213,16 @@ def render(table, roof: float) -> Table:
                       f"{roof / 1e9:,.0f} GFLOP/s); per machine: {workers} trainer(s) at once",
                 title_justify="left")
     for name in ("arch", "recipe img/s", "cnnbench per run img/s", "speed-up per run", "per machine img/s",
-                 "speed-up per machine", "train MFLOP/img", "per run GFLOP/s", "of roof", "memory format"):
-        out.add_column(name, justify="left" if name in ("arch", "memory format") else "right")
+                 "speed-up per machine", "train MFLOP/img", "per run GFLOP/s", "of roof", "memory format", "steps"):
+        out.add_column(name, justify="left" if name in ("arch", "memory format", "steps") else "right")
     for row in table.itertuples():
         if row.arch == GEOMEAN_ROW:
             out.add_section()
             out.add_row(row.arch, "", "", f"{row.speedup:.2f}x", "", f"{row.machine_speedup:.2f}x",
-                        "", "", "", "", style="bold")
+                        "", "", "", "", "", style="bold")
             continue
         out.add_row(row.arch, f"{row.recipe_images_per_s:,.0f}", f"{row.cnnbench_images_per_s:,.0f}",
                     f"{row.speedup:.2f}x", f"{row.machine_images_per_s:,.0f}", f"{row.machine_speedup:.2f}x",
                     f"{row.train_mflops_per_image:.2f}", f"{row.cnnbench_gflops_per_s:.1f}",
-                    f"{row.roof_fraction:.1%}", row.memory_format)
+                    f"{row.roof_fraction:.1%}", row.memory_format, row.step_mode)
     return out

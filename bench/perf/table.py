@@ -29,6 +29,7 @@ class PerfTiming:
     native_seconds: float
     flops_per_image: int  # training (forward + backward) FLOPs per image
     memory_format: str = ""
+    step_mode: str = ""  # "cuda-graph" or "eager" (bench.cuda_graph)
     # Per machine: images all trainers trained together (one per core, as a grid trains)
     # and the seconds the slowest of them took; ``workers`` trainers.
     machine_images: int = 0
@@ -54,6 +55,7 @@ def perf_table(timings: list[PerfTiming], roof_flops_per_s: float) -> pd.DataFra
             "machine_images_per_s": t.machine_images / t.machine_seconds,
             "machine_speedup": t.machine_images / t.machine_seconds / recipe,
             "memory_format": t.memory_format,
+            "step_mode": t.step_mode,
             "recipe_images": t.recipe_images,
             "recipe_seconds": t.recipe_seconds,
             "cnnbench_images": t.native_images,
@@ -64,7 +66,7 @@ def perf_table(timings: list[PerfTiming], roof_flops_per_s: float) -> pd.DataFra
     table = pd.DataFrame(rows)
     if rows:
         summary = {column: np.nan for column in table.columns}
-        summary.update(arch=GEOMEAN_ROW, memory_format="", speedup=float(gmean(table["speedup"])),
+        summary.update(arch=GEOMEAN_ROW, memory_format="", step_mode="", speedup=float(gmean(table["speedup"])),
                        machine_speedup=float(gmean(table["machine_speedup"])))
         table = pd.concat([table, pd.DataFrame([summary])], ignore_index=True)
     table["roof_gflops_per_s"] = roof_flops_per_s / 1e9

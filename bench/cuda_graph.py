@@ -1,0 +1,144 @@
+"""On CUDA, full training batches replay one captured CUDA graph instead of ~100 launches.
+
+These nets are launch-bound on a GPU: a ``lenet-12`` step at batch 64 is about a hundred
+small kernels (gather, normalize, forward, loss, backward, optimizer, running sums), each
+a few microseconds of GPU work behind tens of microseconds of Python and launch overhead.
+So the step of a full batch is captured once as a CUDA graph and replayed: one copy of the
+batch's 64 indices and one graph launch per step.
+
+Replay runs the kernels the eager step runs, on the same data, so a run gives the same bits
+either way (``tests/test_cuda.py`` trains runs both ways and compares them).  What that needs:
+
+- **Warm-up.** The first ``WARMUP_STEPS`` full batches of a run step eagerly, on a side
+  stream as torch's CUDA-graph notes ask, so that the optimizer's state exists and the
+  libraries have set up their workspaces before anything is captured.
+- **A fused optimizer** (``adam``, ``sgd``; cnnbench's default): its step reads only device
+  tensors.  Adam's ``capturable`` flag, which capture insists on, is set for the capture
+  alone: the fused kernel ignores it (its bias correction is already on the device).  The
+  foreach implementations compute differently when capturable, so those runs step eagerly.
+- **The learning rate is baked into the graph**: a schedule that changes it re-captures.
+- The last, shorter batch of an epoch steps eagerly (a graph has fixed shapes).
+
+Dropout draws from torch's graph-safe generator: a replay advances the CUDA RNG as the eager
+step would.  BatchNorm's running statistics are updated in place, as eagerly.
+``CNNBENCH_CUDA_GRAPHS=0`` turns capture off (every step eager), e.g. to rule it out when
+hunting a problem.  Each run records which way it stepped (``step_mode`` in runs.csv).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import torch
+
+from .config import RunConfig
+
+WARMUP_STEPS = 3
+ENV_SWITCH = "CNNBENCH_CUDA_GRAPHS"
+CAPTURED = "cuda-graph"
+EAGER = "eager"
+
+# (data, split, index, loss_sum, hits) -> None: one training step that adds its loss and hits
+# to the two device accumulators: ``bench.train.Training.train_batch``.  The same function
+# runs eagerly and under capture, so the two cannot drift apart.  It is passed to each call,
+# not kept: a kept bound method would make a cycle (Training -> GraphedSteps -> Training), and
+# a cycle is freed whenever the garbage collector runs, so a finished run's graph would be
+# destroyed at an unpredictable moment instead of when the run's Training goes.
+TrainBatch = Callable[..., None]
+
+
+def graph_refusal(cfg: RunConfig) -> str | None:
+    """Why ``cfg``'s steps cannot be replayed from a CUDA graph, or None when they can."""
+    if torch.device(cfg.device).type != "cuda":
+        return "not a CUDA run"
+    if os.environ.get(ENV_SWITCH, "1").strip() == "0":
+        return f"turned off by {ENV_SWITCH}=0"
+    if cfg.compile:
+        return "torch.compile runs its own code"
+    if cfg.optimizer_impl != "fused" or cfg.optimizer not in ("adam", "sgd"):
+        return "only torch's fused optimizers (adam, sgd) step the same bits when captured"
+    if cfg.dtype != "float32":
+        return "autocast caches its casts, which a graph would freeze"
+    return None
+
+
+class GraphedSteps:
+    """A run's training steps on CUDA: eager warm-up, then replays of one captured step."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device) -> None:
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        # The graph reads the batch's indices from, and adds to the sums in, these tensors:
+        # a graph's memory addresses are fixed when it is captured.
+        self.index = torch.zeros(batch_size, dtype=torch.int64, device=device)
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.hits = torch.zeros((), dtype=torch.int64, device=device)
+        self.warm_steps = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.captured_for: tuple | None = None
+        self.captures = 0
+        self.replays = 0
+
+    def run(self, train_batch: TrainBatch, data, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Train on ``data.train`` in batches of ``order``; the summed loss and hits (device)."""
+        self.loss_sum.zero_()
+        self.hits.zero_()
+        size = self.batch_size
+        for start in range(0, len(order), size):
+            index = order[start:start + size]
+            if len(index) < size:
+                train_batch(data, data.train, index, self.loss_sum, self.hits)
+            elif self.warm_steps < WARMUP_STEPS:
+                self._warm_up(train_batch, data, index)
+            else:
+                self._replay(train_batch, data, index)
+        # Copies: the next call zeroes these accumulators while the caller may still read.
+        return self.loss_sum.clone(), self.hits.clone()
+
+    def _warm_up(self, train_batch: TrainBatch, data, index: torch.Tensor) -> None:
+        side = torch.cuda.Stream(device=index.device)
+        side.wait_stream(torch.cuda.current_stream(index.device))
+        with torch.cuda.stream(side):
+            train_batch(data, data.train, index, self.loss_sum, self.hits)
+        torch.cuda.current_stream(index.device).wait_stream(side)
+        self.warm_steps += 1
+
+    def _replay(self, train_batch: TrainBatch, data, index: torch.Tensor) -> None:
+        # What the graph depends on beyond its own tensors: the dataset's storage and the
+        # learning rates baked into the optimizer's kernel.
+        key = (data.train.images, data.train.labels,
+               tuple(float(group["lr"]) for group in self.optimizer.param_groups))
+        if self.graph is None or not _same_key(key, self.captured_for):
+            self._capture(train_batch, data)
+            self.captured_for = key
+        self.index.copy_(index)
+        self.graph.replay()
+        self.replays += 1
+
+    def _capture(self, train_batch: TrainBatch, data) -> None:
+        if self.graph is not None:  # a new learning rate: the old graph may still be running
+            torch.cuda.synchronize(self.index.device)
+            self.graph = None  # release its memory pool before the new capture takes one
+        groups = self.optimizer.param_groups
+        flags = [group.get("capturable") for group in groups]
+        for group in groups:
+            if "capturable" in group:
+                group["capturable"] = True
+        # Gradients must not exist at capture: the captured backward then writes fresh ones
+        # (in the graph's pool) on every replay, as an eager step after zero_grad(set_to_none).
+        self.optimizer.zero_grad(set_to_none=True)
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                train_batch(data, data.train, self.index, self.loss_sum, self.hits)
+        finally:
+            for group, flag in zip(groups, flags, strict=True):
+                if flag is not None:
+                    group["capturable"] = flag
+        self.graph = graph
+        self.captures += 1
+
+
+def _same_key(a: tuple, b: tuple | None) -> bool:
+    return b is not None and a[0] is b[0] and a[1] is b[1] and a[2] == b[2]

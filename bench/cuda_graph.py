@@ -64,74 +64,100 @@ def graph_refusal(cfg: RunConfig) -> str | None:
 
 
 class GraphedSteps:
-    """A run's training steps on CUDA: eager warm-up, then replays of one captured step."""
+    """Training steps on CUDA: eager warm-up, then replays of one captured step.
 
-    def __init__(self, optimizer: torch.optim.Optimizer, batch_size: int, device: torch.device) -> None:
-        self.optimizer = optimizer
+    It steps one run, or several runs of one architecture together (``bench.seed_group``):
+    then the graph holds one branch per run, each captured on a stream of its own, so the
+    GPU runs the branches side by side.  A branch is the run's own step, the kernels it runs
+    alone, so each run gets the bits it gets alone.
+    """
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer], batch_size: int, device: torch.device) -> None:
+        self.optimizers = optimizers
         self.batch_size = batch_size
-        # The graph reads the batch's indices from, and adds to the sums in, these tensors:
-        # a graph's memory addresses are fixed when it is captured.
-        self.index = torch.zeros(batch_size, dtype=torch.int64, device=device)
-        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        self.hits = torch.zeros((), dtype=torch.int64, device=device)
+        runs = len(optimizers)
+        # The graph reads each run's batch indices from, and adds to its sums in, these
+        # tensors: a graph's memory addresses are fixed when it is captured.
+        self.index = torch.zeros(runs, batch_size, dtype=torch.int64, device=device)
+        self.loss_sum = torch.zeros(runs, dtype=torch.float64, device=device)
+        self.hits = torch.zeros(runs, dtype=torch.int64, device=device)
+        self.streams = [torch.cuda.Stream(device=device) for _ in range(runs)] if runs > 1 else []
         self.warm_steps = 0
         self.graph: torch.cuda.CUDAGraph | None = None
         self.captured_for: tuple | None = None
         self.captures = 0
         self.replays = 0
 
-    def run(self, train_batch: TrainBatch, data, order: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Train on ``data.train`` in batches of ``order``; the summed loss and hits (device)."""
+    def run(self, train_batches: list[TrainBatch], data, orders: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Train run i on ``data.train`` in batches of ``orders[i]``; per-run loss sums and hits.
+
+        ``orders``: (runs, n) indices on the device.  The sums come back as (runs,) tensors.
+        """
+        assert len(train_batches) == len(self.optimizers) == len(orders)
         self.loss_sum.zero_()
         self.hits.zero_()
         size = self.batch_size
-        for start in range(0, len(order), size):
-            index = order[start:start + size]
-            if len(index) < size:
-                train_batch(data, data.train, index, self.loss_sum, self.hits)
+        for start in range(0, orders.shape[1], size):
+            index = orders[:, start:start + size]
+            if index.shape[1] < size:
+                self._eager(train_batches, data, index)
             elif self.warm_steps < WARMUP_STEPS:
-                self._warm_up(train_batch, data, index)
+                self._warm_up(train_batches, data, index)
             else:
-                self._replay(train_batch, data, index)
+                self._replay(train_batches, data, index)
         # Copies: the next call zeroes these accumulators while the caller may still read.
         return self.loss_sum.clone(), self.hits.clone()
 
-    def _warm_up(self, train_batch: TrainBatch, data, index: torch.Tensor) -> None:
+    def _eager(self, train_batches: list[TrainBatch], data, index: torch.Tensor) -> None:
+        for i, train_batch in enumerate(train_batches):
+            train_batch(data, data.train, index[i], self.loss_sum[i], self.hits[i])
+
+    def _warm_up(self, train_batches: list[TrainBatch], data, index: torch.Tensor) -> None:
         side = torch.cuda.Stream(device=index.device)
         side.wait_stream(torch.cuda.current_stream(index.device))
         with torch.cuda.stream(side):
-            train_batch(data, data.train, index, self.loss_sum, self.hits)
+            self._eager(train_batches, data, index)
         torch.cuda.current_stream(index.device).wait_stream(side)
         self.warm_steps += 1
 
-    def _replay(self, train_batch: TrainBatch, data, index: torch.Tensor) -> None:
+    def _replay(self, train_batches: list[TrainBatch], data, index: torch.Tensor) -> None:
         # What the graph depends on beyond its own tensors: the dataset's storage and the
-        # learning rates baked into the optimizer's kernel.
+        # learning rates baked into the optimizers' kernels.
         key = (data.train.images, data.train.labels,
-               tuple(float(group["lr"]) for group in self.optimizer.param_groups))
+               tuple(float(group["lr"]) for optimizer in self.optimizers for group in optimizer.param_groups))
         if self.graph is None or not _same_key(key, self.captured_for):
-            self._capture(train_batch, data)
+            self._capture(train_batches, data)
             self.captured_for = key
         self.index.copy_(index)
         self.graph.replay()
         self.replays += 1
 
-    def _capture(self, train_batch: TrainBatch, data) -> None:
+    def _capture(self, train_batches: list[TrainBatch], data) -> None:
         if self.graph is not None:  # a new learning rate: the old graph may still be running
             torch.cuda.synchronize(self.index.device)
             self.graph = None  # release its memory pool before the new capture takes one
-        groups = self.optimizer.param_groups
+        groups = [group for optimizer in self.optimizers for group in optimizer.param_groups]
         flags = [group.get("capturable") for group in groups]
         for group in groups:
             if "capturable" in group:
                 group["capturable"] = True
         # Gradients must not exist at capture: the captured backward then writes fresh ones
         # (in the graph's pool) on every replay, as an eager step after zero_grad(set_to_none).
-        self.optimizer.zero_grad(set_to_none=True)
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
         try:
             with torch.cuda.graph(graph):
-                train_batch(data, data.train, self.index, self.loss_sum, self.hits)
+                if not self.streams:
+                    self._eager(train_batches, data, self.index)
+                else:  # fork one branch per run from the capture stream, then join them all
+                    origin = torch.cuda.current_stream(self.index.device)
+                    for i, (train_batch, stream) in enumerate(zip(train_batches, self.streams, strict=True)):
+                        stream.wait_stream(origin)
+                        with torch.cuda.stream(stream):
+                            train_batch(data, data.train, self.index[i], self.loss_sum[i], self.hits[i])
+                    for stream in self.streams:
+                        origin.wait_stream(stream)
         finally:
             for group, flag in zip(groups, flags, strict=True):
                 if flag is not None:

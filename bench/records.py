@@ -158,6 +158,7 @@ def record_from_outcome(
         "train_images_per_s": total_images / sum(train_seconds) if train_seconds else math.nan,
         "memory_format": outcome.memory_format,
         "step_mode": outcome.step_mode,
+        "seed_group": outcome.seed_group,
     }
     error = f"loss became non-finite in epoch {outcome.diverged_epoch}" if outcome.status == STATUS_DIVERGED else ""
     return RunRecord(

@@ -7,18 +7,29 @@ files; the driver stores records, so every executor behaves the same.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointPlan, Checkpointer, CheckpointUnusable
+from .checkpoint import Checkpointer, CheckpointPlan, CheckpointUnusable
 from .config import RunConfig
+from .cuda_graph import graph_refusal
 from .datasets import DataSearch, Dataset, load_dataset
 from .determinism import deterministic_mode, nondeterministic_op
 from .environment import environment
 from .errors import BenchError
 from .records import RunRecord, failed_record, record_from_outcome
-from .train import EpochCallback, PreparedData, prepare_data, run_threads, train_run
+from .seed_group import train_group
+from .train import (
+    EpochCallback,
+    PreparedData,
+    TrainOutcome,
+    prepare_data,
+    run_threads,
+    train_run,
+)
 
 
 @dataclass(frozen=True)
@@ -62,32 +73,95 @@ def prepared_data(cfg: RunConfig, request: DataRequest) -> PreparedData:
     return _PREPARED[key]
 
 
+@dataclass(frozen=True)
+class SeedGroupTask:
+    """Runs that differ only in seed, trained together by one worker (``bench.seed_group``)."""
+
+    tasks: tuple[RunTask, ...]
+
+
+WorkUnit = RunTask | SeedGroupTask
+
+
+def pack_seed_groups(tasks: Sequence[RunTask], size: int) -> list[WorkUnit]:
+    """Runs of one configuration but the seed, in groups of up to ``size``, in grid order.
+
+    Only CUDA runs whose steps are captured as a graph are grouped (elsewhere a group would
+    step its runs one after another, for nothing), and only runs with no checkpoint to resume
+    from: the runs of a group must start at the same epoch.
+    """
+    units: list[WorkUnit] = []
+    open_groups: dict[RunConfig, list[RunTask]] = {}
+    for task in tasks:
+        cfg = task.config
+        if size < 2 or graph_refusal(cfg) is not None or _has_checkpoint(task):
+            units.append(task)
+            continue
+        group = open_groups.get(cfg.replace(seed=0))
+        if group is None or len(group) == size:
+            group = open_groups[cfg.replace(seed=0)] = []
+            units.append(group)  # filled in place; turned into a task below
+        group.append(task)
+    return [SeedGroupTask(tuple(unit)) if isinstance(unit, list) and len(unit) > 1
+            else unit[0] if isinstance(unit, list) else unit for unit in units]
+
+
+def _has_checkpoint(task: RunTask) -> bool:
+    return task.checkpoint is not None and task.checkpoint.resume and Path(task.checkpoint.path).is_file()
+
+
+def execute_unit(unit: WorkUnit, on_epoch: EpochCallback | None = None) -> list[RunRecord]:
+    """The records of one run, or of every run of a seed group."""
+    if isinstance(unit, SeedGroupTask):
+        return execute_group(unit, on_epoch)
+    return [execute(unit, on_epoch)]
+
+
 def execute(task: RunTask, on_epoch: EpochCallback | None = None) -> RunRecord:
     """Train one run; a failure inside it becomes a ``failed`` record, not a crash."""
-    cfg = task.config
+    return _execute([task], on_epoch, lambda data: [_train(task, data, on_epoch)])[0]
+
+
+def execute_group(group: SeedGroupTask, on_epoch: EpochCallback | None = None) -> list[RunRecord]:
+    """Train a seed group together; a failure fails each of its runs (each is retried later)."""
+    tasks = list(group.tasks)
+
+    def train(data: PreparedData) -> list[TrainOutcome]:
+        checkpoints = [Checkpointer(t.checkpoint, t.config.run_id(), t.config.device) if t.checkpoint else None
+                       for t in tasks]
+        return train_group([t.config for t in tasks], data, on_epoch, checkpoints)
+
+    return _execute(tasks, on_epoch, train)
+
+
+def _execute(tasks: list[RunTask], on_epoch: EpochCallback | None,
+             train: Callable[[PreparedData], list[TrainOutcome]]) -> list[RunRecord]:
+    cfg = tasks[0].config  # a group's runs share all but the seed
     with run_threads(cfg.device):  # the thread count is part of what makes a run's bits
-        return _execute(cfg, task, on_epoch)
+        try:
+            data = prepared_data(cfg, tasks[0].data)
+            with deterministic_mode(cfg.deterministic) as nondeterministic:
+                outcomes = train(data)
+            records = [record_from_outcome(t.config, outcome, data.classes, environment(cfg.device))
+                       for t, outcome in zip(tasks, outcomes, strict=True)]
+            if cfg.deterministic:
+                for record in records:
+                    record.summary["nondeterministic_ops"] = ", ".join(sorted(nondeterministic))
+            return records
+        except torch.OutOfMemoryError:
+            _release_cuda_memory()
+            return _failed(tasks, "out of memory")
+        except BenchError as exc:
+            return _failed(tasks, str(exc))
+        except (RuntimeError, ValueError) as exc:
+            # A run that crashes must not take the grid down with it; its record says why.
+            op = nondeterministic_op(str(exc))  # strict mode forced on from outside (determinism.py)
+            reason = f"{op} has no deterministic implementation" if op else f"{type(exc).__name__}: {exc}"
+            return _failed(tasks, reason)
 
 
-def _execute(cfg: RunConfig, task: RunTask, on_epoch: EpochCallback | None) -> RunRecord:
-    try:
-        data = prepared_data(cfg, task.data)
-        with deterministic_mode(cfg.deterministic) as nondeterministic:
-            outcome = _train(task, data, on_epoch)
-        record = record_from_outcome(cfg, outcome, data.classes, environment(cfg.device))
-        if cfg.deterministic:
-            record.summary["nondeterministic_ops"] = ", ".join(sorted(nondeterministic))
-        return record
-    except torch.OutOfMemoryError:
-        _release_cuda_memory()
-        return failed_record(cfg, "out of memory", environment(cfg.device))
-    except BenchError as exc:
-        return failed_record(cfg, str(exc), environment(cfg.device))
-    except (RuntimeError, ValueError) as exc:
-        # A run that crashes must not take the grid down with it; its record says why.
-        op = nondeterministic_op(str(exc))  # strict mode forced on from outside (determinism.py)
-        reason = f"{op} has no deterministic implementation" if op else f"{type(exc).__name__}: {exc}"
-        return failed_record(cfg, reason, environment(cfg.device))
+def _failed(tasks: list[RunTask], reason: str) -> list[RunRecord]:
+    return [failed_record(t.config, reason, environment(t.config.device)) for t in tasks]
 
 
 def _train(task: RunTask, data: PreparedData, on_epoch: EpochCallback | None):

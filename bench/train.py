@@ -107,6 +107,7 @@ class TrainOutcome:
     flops_per_image: int
     total_seconds: float
     step_mode: str = EAGER  # "cuda-graph" when full batches replayed a captured CUDA graph
+    seed_group: int = 1  # runs trained together with this one, itself included (bench.seed_group)
     tested_weights: str = ""
     best_epoch: int = 0
     diverged_epoch: int = 0
@@ -258,7 +259,8 @@ class Training:
         them once, so nothing in here waits for the device.
         """
         if self.graphed is not None:
-            return self.graphed.run(self.train_batch, data, order)
+            loss_sum, hits = self.graphed.run([self.train_batch], data, order.unsqueeze(0))
+            return loss_sum[0], hits[0]
         device = order.device
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         hits = torch.zeros((), dtype=torch.int64, device=device)
@@ -273,8 +275,11 @@ class Training:
         return CAPTURED if self.graphed is not None else EAGER
 
 
-def build_training(cfg: RunConfig, data: PreparedData) -> Training:
-    """Seed, build the model on the device in its memory format, and make its optimizer."""
+def build_training(cfg: RunConfig, data: PreparedData, *, own_graph: bool = True) -> Training:
+    """Seed, build the model on the device in its memory format, and make its optimizer.
+
+    ``own_graph=False``: no CUDA graph of its own (a seed group captures its steps instead).
+    """
     device = torch.device(cfg.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
@@ -299,8 +304,8 @@ def build_training(cfg: RunConfig, data: PreparedData) -> Training:
         optimizer=optimizer, scheduler=make_scheduler(cfg, optimizer), memory_format=memory_format,
         params=params, flops_per_image=flops,
     )
-    if graph_refusal(cfg) is None:
-        training.graphed = GraphedSteps(optimizer, cfg.batch_size, device)
+    if own_graph and graph_refusal(cfg) is None:
+        training.graphed = GraphedSteps([optimizer], cfg.batch_size, device)
     return training
 
 
@@ -310,38 +315,61 @@ def train_run(
 ) -> TrainOutcome:
     """Train ``cfg.arch`` on ``data`` for ``cfg.epochs`` and test the chosen weights."""
     started = time.perf_counter()
-    device = torch.device(cfg.device)
     training = build_training(cfg, data)
-    model, optimizer, scheduler = training.model, training.optimizer, training.scheduler
-    memory_format, params, flops = training.memory_format, training.params, training.flops_per_image
-    generator = data_order_generator(cfg.seed)
-
-    train = data.train
-    n = len(train)
-    records: list[dict[str, float]] = []
-    best_key: tuple[float, float] | None = None
-    best_state: dict[str, torch.Tensor] | None = None
-    best_epoch = 0
-    # --checkpoint-every (see checkpoint.py): resume after the saved epoch, save at epoch ends.
-    resumed = checkpoint.restore(model, optimizer, scheduler, generator) if checkpoint else None
-    if resumed is not None:
-        records, best_key, best_state, best_epoch = (
-            resumed.records, resumed.best_key, resumed.best_state, resumed.best_epoch)
-
-    for epoch in range(len(records) + 1, cfg.epochs + 1):
-        lr = optimizer.param_groups[0]["lr"]
-        model.train()
+    loop = RunLoop(training, data, started, on_epoch, checkpoint)
+    while loop.outcome is None:
         synchronize(cfg.device)
         t0 = time.perf_counter()
-        order = torch.randperm(n, generator=generator).to(device, non_blocking=True)
-        loss_sum, hits = training.run_steps(data, order)
+        loss_sum, hits = training.run_steps(data, loop.next_order())
         synchronize(cfg.device)
-        train_seconds = time.perf_counter() - t0
-        if scheduler is not None:
-            scheduler.step()
+        loop.epoch_done(loss_sum, hits, time.perf_counter() - t0)
+    return loop.outcome
 
+
+class RunLoop:
+    """One run's epochs around its steps: order, evaluation, records, best weights, checkpoints.
+
+    ``train_run`` drives one loop with the run's own steps; ``bench.seed_group`` drives
+    several whose steps share one CUDA graph.  Per epoch: ``next_order()``, train on it,
+    ``epoch_done(...)``; ``outcome`` is set once the run has finished or diverged.
+    """
+
+    def __init__(self, training: Training, data: PreparedData, started: float,
+                 on_epoch: EpochCallback | None = None, checkpoint: Checkpointer | None = None) -> None:
+        self.training, self.data, self.started = training, data, started
+        self.on_epoch, self.checkpoint = on_epoch, checkpoint
+        self.cfg = training.cfg
+        self.generator = data_order_generator(self.cfg.seed)
+        self.records: list[dict[str, float]] = []
+        self.best_key: tuple[float, float] | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_epoch = 0
+        self.lr = math.nan
+        self.outcome: TrainOutcome | None = None
+        # --checkpoint-every (see checkpoint.py): resume after the saved epoch, save at epoch ends.
+        resumed = (checkpoint.restore(training.model, training.optimizer, training.scheduler, self.generator)
+                   if checkpoint else None)
+        if resumed is not None:
+            self.records, self.best_key, self.best_state, self.best_epoch = (
+                resumed.records, resumed.best_key, resumed.best_state, resumed.best_epoch)
+        if len(self.records) >= self.cfg.epochs:
+            self.outcome = self._tested()
+
+    def next_order(self) -> torch.Tensor:
+        """Start the next epoch: training mode, and its seeded batch order on the device."""
+        self.lr = self.training.optimizer.param_groups[0]["lr"]
+        self.training.model.train()
+        n = len(self.data.train)
+        return torch.randperm(n, generator=self.generator).to(self.cfg.device, non_blocking=True)
+
+    def epoch_done(self, loss_sum: torch.Tensor, hits: torch.Tensor, train_seconds: float) -> None:
+        """The epoch's steps are done (their summed loss and hits, on the device): evaluate."""
+        cfg, training, data = self.cfg, self.training, self.data
+        epoch, n = len(self.records) + 1, len(data.train)
+        if training.scheduler is not None:
+            training.scheduler.step()
         t1 = time.perf_counter()
-        val = evaluate(model, data.val, data, cfg, memory_format) if data.val is not None else None
+        val = evaluate(training.model, data.val, data, cfg, training.memory_format) if data.val is not None else None
         synchronize(cfg.device)
         record = {
             "epoch": epoch,
@@ -349,53 +377,58 @@ def train_run(
             "train_acc": float(hits) / n,
             "val_loss": val.loss if val else math.nan,
             "val_acc": val.accuracy if val else math.nan,
-            "lr": lr,
+            "lr": self.lr,
             "train_seconds": train_seconds,
             "eval_seconds": time.perf_counter() - t1,
             "train_images_per_s": n / train_seconds,
         }
-        records.append(record)
-        if on_epoch is not None:
-            on_epoch(cfg, record)
+        self.records.append(record)
+        if self.on_epoch is not None:
+            self.on_epoch(cfg, record)
 
         if not (math.isfinite(record["train_loss"]) and (val is None or math.isfinite(val.loss))):
-            return TrainOutcome(
-                status="diverged", epochs=records, memory_format=_format_name(memory_format),
-                step_mode=training.step_mode,
-                params=params, flops_per_image=flops, diverged_epoch=epoch,
-                total_seconds=time.perf_counter() - started,
+            self.outcome = TrainOutcome(
+                status="diverged", epochs=self.records, diverged_epoch=epoch,
+                total_seconds=time.perf_counter() - self.started, **self._describe(),
             )
+            return
         if val is not None and cfg.test_weights == "best-val":
             key = (val.accuracy, -val.loss)
-            if best_key is None or key > best_key:
-                best_key, best_epoch = key, epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if checkpoint is not None and epoch < cfg.epochs:
-            checkpoint.epoch_end(epoch, model, optimizer, scheduler, generator,
-                                 ResumeState(epoch, records, best_key, best_state, best_epoch))
+            if self.best_key is None or key > self.best_key:
+                self.best_key, self.best_epoch = key, epoch
+                self.best_state = {k: v.detach().clone() for k, v in training.model.state_dict().items()}
+        if epoch == cfg.epochs:
+            self.outcome = self._tested()
+        elif self.checkpoint is not None:
+            self.checkpoint.epoch_end(
+                epoch, training.model, training.optimizer, training.scheduler, self.generator,
+                ResumeState(epoch, self.records, self.best_key, self.best_state, self.best_epoch))
 
-    tested = "last"
-    if best_state is not None:
-        model.load_state_dict(best_state)
-        tested = "best-val"
-    else:
-        best_epoch = cfg.epochs
-    test = evaluate(model, data.test, data, cfg, memory_format, keep_probabilities=True)
-    return TrainOutcome(
-        status="ok",
-        epochs=records,
-        memory_format=_format_name(memory_format),
-        step_mode=training.step_mode,
-        params=params,
-        flops_per_image=flops,
-        total_seconds=time.perf_counter() - started,
-        tested_weights=tested,
-        best_epoch=best_epoch,
-        test=test,
-        state_dict={k: v.detach().to("cpu", memory_format=torch.contiguous_format).clone()
-                    for k, v in model.state_dict().items()},
-        misclassified=most_confident_errors(test, data.test),
-    )
+    def _describe(self) -> dict:
+        training = self.training
+        return {"memory_format": _format_name(training.memory_format), "step_mode": training.step_mode,
+                "params": training.params, "flops_per_image": training.flops_per_image}
+
+    def _tested(self) -> TrainOutcome:
+        """Test the chosen weights (best on validation, or the last) and describe the run."""
+        model, data = self.training.model, self.data
+        tested, best_epoch = "last", self.cfg.epochs
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+            tested, best_epoch = "best-val", self.best_epoch
+        test = evaluate(model, data.test, data, self.cfg, self.training.memory_format, keep_probabilities=True)
+        return TrainOutcome(
+            status="ok",
+            epochs=self.records,
+            total_seconds=time.perf_counter() - self.started,
+            tested_weights=tested,
+            best_epoch=best_epoch,
+            test=test,
+            state_dict={k: v.detach().to("cpu", memory_format=torch.contiguous_format).clone()
+                        for k, v in model.state_dict().items()},
+            misclassified=most_confident_errors(test, data.test),
+            **self._describe(),
+        )
 
 
 @torch.inference_mode()

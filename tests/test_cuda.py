@@ -9,6 +9,7 @@ from bench.config import RunConfig
 from bench.cuda_graph import ENV_SWITCH, WARMUP_STEPS
 from bench.datasets import load_dataset
 from bench.determinism import deterministic_mode
+from bench.seed_group import train_group
 from bench.seeding import data_order_generator
 from bench.train import build_training, prepare_data, train_run
 
@@ -126,3 +127,34 @@ def test_captured_steps_give_the_bits_of_eager_steps(arch, optimizer, digits_on_
         for key in a:
             assert torch.equal(a[key], b[key]), key
     assert all(not group.get("capturable", False) for group in graphed.optimizer.param_groups)
+
+
+@pytest.mark.parametrize("arch", ["lenet-12", "convnet", "bn-convnet"])
+def test_a_seed_group_gives_each_run_the_bits_it_gets_alone(arch, digits_on_gpu):
+    """Three seeds stepped as branches of one CUDA graph, two epochs with a decaying lr."""
+    cfgs = [RunConfig(arch=arch, dataset="digits", device="cuda", seed=s, epochs=2, lr_schedule="step")
+            for s in range(3)]
+    with deterministic_mode(True):
+        grouped = train_group(cfgs, digits_on_gpu)
+        alone = [train_run(cfg, digits_on_gpu) for cfg in cfgs]
+    for got, want in zip(grouped, alone, strict=True):
+        assert (got.step_mode, got.seed_group, want.seed_group) == ("cuda-graph", 3, 1)
+        assert [e["train_loss"] for e in got.epochs] == [e["train_loss"] for e in want.epochs]
+        assert [e["val_loss"] for e in got.epochs] == [e["val_loss"] for e in want.epochs]
+        assert (got.test.loss, got.test.accuracy) == (want.test.loss, want.test.accuracy)
+        for name, value in want.state_dict.items():
+            assert torch.equal(got.state_dict[name], value), name
+
+
+def test_seeds_together_from_the_command_line(tmp_path):
+    args = ("--archs", "lenet,examples-net", "--dataset", "digits", "--seeds", "3", "--epochs", "1",
+            "--device", "cuda", "--deterministic", "--no-report")
+    assert run_cli(*args, "--out", str(tmp_path / "together")) == 0  # default: up to 8 seeds at once
+    assert run_cli(*args, "--seeds-together", "1", "--out", str(tmp_path / "alone")) == 0
+    together, alone = (pd.read_csv(tmp_path / name / "runs.csv").set_index("run_id").sort_index()
+                       for name in ("together", "alone"))
+    assert list(together.index) == list(alone.index) and (together.status == "ok").all()
+    assert together.groupby("arch").seed_group.max().to_dict() == {"lenet": 3, "examples-net": 1}  # dropout: alone
+    assert (alone.seed_group == 1).all()
+    for column in ("final_train_loss", "best_val_loss", "test_loss", "test_acc"):
+        assert together[column].tolist() == alone[column].tolist(), column

@@ -45,6 +45,9 @@ def test_table_is_computed_from_the_timings():
     assert table.loc["a", "machine_speedup"] == 6.25
     assert table.loc["b", "machine_speedup"] == pytest.approx(1.6)
     assert table.loc[GEOMEAN_ROW, "machine_speedup"] == pytest.approx(np.sqrt(6.25 * 1.6), rel=1e-12)
+    # two runs at once: 12800 images in 0.64 s; one alone would train 6400 images in 0.5 s
+    assert table.loc["a", "runs_cost_vs_one"] == pytest.approx(0.64 / 0.5)
+    assert table.loc["b", "runs_cost_vs_one"] == pytest.approx(2 * 1000 / 1600)
     # 1 MFLOP/image at 12,800 images/s = 12.8 GFLOP/s = 12.8% of a 100 GFLOP/s roof
     assert table.loc["a", "cnnbench_gflops_per_s"] == pytest.approx(12.8)
     assert table.loc["a", "roof_fraction"] == pytest.approx(0.128)
@@ -95,6 +98,21 @@ def test_perf_command_writes_a_consistent_table(tmp_path):
     assert (rows["workers"] == 2).all() and (rows["machine_images"] == 2 * 3 * 64).all()
     assert np.allclose(rows["machine_images_per_s"], rows["machine_images"] / rows["machine_seconds"])
     assert np.allclose(rows["machine_speedup"], rows["machine_images_per_s"] / rows["recipe_images_per_s"])
+
+
+def test_seeds_together_time_a_seed_group(tmp_path):
+    csv = tmp_path / "perf.csv"
+    assert run_cli("perf", "--dataset", "digits", "--archs", "lenet-12", "--steps", "3", "--warmup", "1",
+                   "--repeats", "1", "--threads", "1", "--seeds-together", "3", "--csv", str(csv)) == 0
+    row = pd.read_csv(csv).iloc[0]
+    assert row["workers"] == 3 and row["machine_images"] == 3 * 3 * 64  # three runs, 3 steps each
+    assert row["runs_cost_vs_one"] == pytest.approx(
+        3 * row["cnnbench_images_per_s"] / row["machine_images_per_s"])
+
+
+def test_seeds_together_and_workers_are_two_figures(capsys):
+    assert run_cli("perf", "--dataset", "digits", "--seeds-together", "2", "--workers", "2") == 2
+    assert "choose one" in capsys.readouterr().err
 
 
 def test_one_trainer_per_machine_is_the_run_itself(tmp_path):

@@ -22,7 +22,7 @@ from ..executors.local import default_workers
 from ..perf import DEFAULT_ARCHS, PerfTiming, perf_table
 from ..perf.grid import TEST_BATCH, grid_table, read_grid, sequential_recipe
 from ..perf.machine import MachineTrainers
-from ..perf.native import NativeSession
+from ..perf.native import NativeSession, SeedGroupSession
 from ..perf.recipe import RecipeSession, recipe_loader, torchvision_root
 from ..perf.roof import matmul_flops_per_s
 from ..perf.table import GEOMEAN_ROW
@@ -63,6 +63,10 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="trainers for the per-machine figure, each a process training its own run "
                         "on one thread, all timed at once as a grid trains (default: one per core "
                         "on CPU, one on a GPU)")
+    p.add_argument("--seeds-together", type=positive_int, default=None, metavar="N",
+                   help="instead of --workers: the per-machine figure is N seeds stepped together in this "
+                        "process as a seed group, as a CUDA grid's worker trains them (one CUDA graph with a "
+                        "branch per run; on CPU one run after another)")
     p.add_argument("--memory-format", choices=MEMORY_FORMATS, default="auto",
                    help="cnnbench path's memory format (auto = bench.train's fixed rule)")
     p.add_argument("--compile", action="store_true", help="torch.compile the cnnbench path (compile time untimed)")
@@ -92,6 +96,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if args.grid is not None:
         return grid_main(args, device, console, started)
     archs = _archs(args.archs)
+    if args.seeds_together and args.workers:
+        raise BenchError("--seeds-together and --workers are two per-machine figures: choose one")
     search = DataSearch.from_cli(args.data_dir, download=False)
     dataset = load_dataset(args.dataset, search)
     if dataset.image_size != 28 or dataset.in_channels != 1:
@@ -101,14 +107,16 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if args.repeats is None:
         args.repeats = 1 if args.full else DEFAULT_REPEATS
     data = prepare_data(dataset, 0.0, device)  # the whole training set, as the recipe uses
-    workers = args.workers or (default_workers(device) if device == "cpu" else 1)
+    together = args.seeds_together or 1
+    workers = 1 if args.seeds_together else args.workers or (default_workers(device) if device == "cpu" else 1)
 
     console.print(
         f"cnnbench perf: {len(archs)} architectures on {dataset.name}, batch {BATCH_SIZE}, Adam, "
         f"best of {args.repeats} blocks of {'one epoch' if steps is None else f'{steps} steps'} "
         f"after {args.warmup} warm-up steps, "
         f"{device} ({device_name(device)}), recipe and roof on {torch.get_num_threads()} thread(s), "
-        f"cnnbench on {_run_threads(device)} as its runs; per machine {workers} trainer(s) at once",
+        f"cnnbench on {_run_threads(device)} as its runs; per machine "
+        + (f"{together} seeds stepped together" if args.seeds_together else f"{workers} trainer(s) at once"),
         soft_wrap=True)
     timings: list[PerfTiming] = []
     with (tempfile.TemporaryDirectory(prefix="cnnbench-perf-") as scratch,
@@ -133,7 +141,13 @@ def main(args: argparse.Namespace, console: Console) -> int:
             (recipe_images, recipe_seconds), (native_images, native_seconds) = (
                 max(blocks[k], key=lambda b: b[0] / b[1]) for k in ("recipe", "native"))
             training = native.training
-            if workers > 1:
+            if args.seeds_together:
+                group = SeedGroupSession(cfg, data, together)
+                group.warm_up(args.warmup)
+                machine_images, machine_seconds = max(
+                    (group.block(steps) for _ in range(args.repeats)), key=lambda b: b[0] / b[1])
+                del group
+            elif workers > 1:
                 machine_images, machine_seconds = max(
                     machine.measure(cfg, data, steps, args.warmup, args.repeats), key=lambda b: b[0] / b[1])
             else:  # one trainer: the machine trains what one run does
@@ -144,11 +158,14 @@ def main(args: argparse.Namespace, console: Console) -> int:
                 flops_per_image=training.flops_per_image,
                 memory_format="channels_last" if training.memory_format == torch.channels_last else "contiguous",
                 step_mode=training.step_mode,
-                machine_images=machine_images, machine_seconds=machine_seconds, workers=workers,
+                machine_images=machine_images, machine_seconds=machine_seconds, workers=max(workers, together),
             ))
+            runs = max(workers, together)
+            cost = runs * (native_images / native_seconds) / (machine_images / machine_seconds)
             console.print(f"  {arch}: recipe {recipe_images / recipe_seconds:,.0f} images/s, "
                           f"cnnbench {native_images / native_seconds:,.0f} images/s per run, "
-                          f"{machine_images / machine_seconds:,.0f} per machine (best of {args.repeats})")
+                          f"{machine_images / machine_seconds:,.0f} per machine (best of {args.repeats})"
+                          + (f"; {runs} runs at once cost {cost:.2f}x the time of one" if runs > 1 else ""))
     table = perf_table(timings, roof)
     table["device"] = device_name(device)
     table["recipe_threads"] = torch.get_num_threads()

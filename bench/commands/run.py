@@ -116,6 +116,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=positive_int, default=None,
                    help="parallel worker processes (default: one per CPU core on CPU, one per GPU on CUDA; "
                         "more workers than GPUs share them, which keeps a GPU busy with small nets)")
+    g.add_argument("--seeds-together", type=positive_int, default=None, metavar="N",
+                   help="CUDA, local executor: a worker trains up to N runs that differ only in seed at "
+                        "once, as one CUDA graph with a branch per run; each run gives the bits it gives "
+                        "alone, and runs with dropout train alone (default 8; 1 = one run at a time; "
+                        "no effect on CPU)")
     g.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="local processes, or a Ray cluster (pip install 'cnnbench[ray]')")
     g.add_argument("--ray-address", default=None,
@@ -225,7 +230,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if args.baseline is not None and args.baseline not in selected:
         raise BenchError(f"--baseline {args.baseline!r} is not one of the selected architectures (--archs)")
     executor = make_executor(args.executor, workers=args.workers, device=device, ray_address=args.ray_address,
-                             gpus_per_run=args.gpus_per_run, ray_retries=args.ray_retries)
+                             gpus_per_run=args.gpus_per_run, ray_retries=args.ray_retries,
+                             seeds_together=args.seeds_together)
     datasets, fallbacks = load_datasets(args, console)
     configs = build_configs(args, [d.name for d in datasets], device)
     out = Path(args.out) if args.out else Path("reports") / "-".join(d.name for d in datasets)

@@ -22,8 +22,11 @@ def make_executor(name: str, **options) -> Executor:
         given = [flag for flag, key in RAY_OPTIONS.items() if options.get(key) is not None]
         if given:
             raise BenchError(f"{', '.join(given)} only used with --executor ray")
-        return LocalExecutor(workers=options.get("workers"), device=device)
+        return LocalExecutor(workers=options.get("workers"), device=device,
+                             seeds_together=options.get("seeds_together"))
     if name == "ray":
+        if options.get("seeds_together") is not None:
+            raise BenchError("--seeds-together only used with --executor local")
         from .ray_executor import RayExecutor  # imports Ray only when chosen
 
         return RayExecutor(address=options.get("ray_address"), device=device,

@@ -11,13 +11,14 @@ import time
 import torch
 
 from ..config import RunConfig
+from ..cuda_graph import GraphedSteps, graph_refusal
 from ..devices import synchronize
 from ..seeding import data_order_generator
 from ..train import PreparedData, Training, build_training, run_threads
 
 
-def native_training(cfg: RunConfig, data: PreparedData) -> Training:
-    return build_training(cfg, data)
+def native_training(cfg: RunConfig, data: PreparedData, *, own_graph: bool = True) -> Training:
+    return build_training(cfg, data, own_graph=own_graph)
 
 
 class NativeSession:
@@ -27,10 +28,10 @@ class NativeSession:
     grid trains; the process's own setting is restored in between.
     """
 
-    def __init__(self, cfg: RunConfig, data: PreparedData) -> None:
+    def __init__(self, cfg: RunConfig, data: PreparedData, *, own_graph: bool = True) -> None:
         self.cfg, self.data = cfg, data
         with run_threads(cfg.device):
-            self.training = native_training(cfg, data)
+            self.training = native_training(cfg, data, own_graph=own_graph)
         self.generator = data_order_generator(cfg.seed)
         self.pending = torch.empty(0, dtype=torch.int64)
 
@@ -58,3 +59,42 @@ class NativeSession:
         if not torch.isfinite(loss_sum):  # read once, after timing
             raise RuntimeError(f"{self.cfg.arch}: training diverged during the perf measurement")
         return count, seconds
+
+
+class SeedGroupSession:
+    """``runs`` seeds of ``cfg`` (seed, seed + 1, ...) stepped together as a seed group.
+
+    On CUDA their full batches replay one graph with a branch per run, as a grid's worker
+    trains them (``bench.seed_group``).  Timed like ``NativeSession``: a block is the same
+    number of steps for every run, and its images are all the runs' images.
+    """
+
+    def __init__(self, cfg: RunConfig, data: PreparedData, runs: int) -> None:
+        self.data = data
+        self.sessions = [NativeSession(cfg.replace(seed=cfg.seed + i), data, own_graph=False) for i in range(runs)]
+        # Where steps are not captured (CPU), a group steps its runs one after another.
+        self.steps = GraphedSteps([s.training.optimizer for s in self.sessions], cfg.batch_size,
+                                  torch.device(cfg.device)) if graph_refusal(cfg) is None else None
+        self.device = cfg.device
+
+    def _run(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        orders = [s._order(count) for s in self.sessions]
+        with run_threads(self.device):
+            if self.steps is None:
+                sums = [s.training.run_steps(self.data, order) for s, order in zip(self.sessions, orders, strict=True)]
+                return torch.stack([loss for loss, _ in sums]), torch.stack([hits for _, hits in sums])
+            return self.steps.run([s.training.train_batch for s in self.sessions], self.data, torch.stack(orders))
+
+    def warm_up(self, steps: int) -> None:
+        self._run(steps * self.sessions[0].cfg.batch_size)
+
+    def block(self, steps: int | None) -> tuple[int, float]:
+        count = len(self.data.train) if steps is None else steps * self.sessions[0].cfg.batch_size
+        synchronize(self.device)
+        t0 = time.perf_counter()
+        loss_sums, _hits = self._run(count)
+        synchronize(self.device)
+        seconds = time.perf_counter() - t0
+        if not torch.isfinite(loss_sums).all():
+            raise RuntimeError(f"{self.sessions[0].cfg.arch}: training diverged during the perf measurement")
+        return count * len(self.sessions), seconds

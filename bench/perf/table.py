@@ -54,6 +54,8 @@ def perf_table(timings: list[PerfTiming], roof_flops_per_s: float) -> pd.DataFra
             "workers": t.workers,
             "machine_images_per_s": t.machine_images / t.machine_seconds,
             "machine_speedup": t.machine_images / t.machine_seconds / recipe,
+            # The time ``workers`` runs take at once (per machine) over the time one takes alone.
+            "runs_cost_vs_one": t.workers * native / (t.machine_images / t.machine_seconds),
             "memory_format": t.memory_format,
             "step_mode": t.step_mode,
             "recipe_images": t.recipe_images,

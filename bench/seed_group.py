@@ -1,0 +1,83 @@
+"""Seeds of one configuration trained together: on CUDA, one graph with a branch per run.
+
+A grid's runs of one architecture differ only in their seed.  On a GPU each of these small
+nets leaves most of the chip idle, and processes sharing a GPU take turns (time slices)
+instead of running side by side: 8 processes training convnet together reached 195k
+images/s on the lent H200, one alone 209k.  So the local executor hands a CUDA worker up to
+``--seeds-together`` such runs at once (``bench.tasks.pack_seed_groups``), and their full
+batches step as one captured CUDA graph with one branch per run, each branch on a stream of
+its own (``bench.cuda_graph.GraphedSteps``): the GPU runs the branches side by side.
+
+A branch is the run's own step - its kernels, data order, weights, optimizer and BatchNorm
+statistics - so every run gives the bits it gives alone (tests/test_cuda.py, and on CPU,
+where the group steps its runs one after another, tests/test_seed_group.py).  Dropout is the
+exception: its masks come from the device's one random generator, which runs stepped together
+would share, so runs with dropout train alone, one after another.  Each record says how many
+runs it was trained with (``seed_group``).
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from .checkpoint import Checkpointer
+from .config import RunConfig
+from .cuda_graph import CAPTURED, GraphedSteps, graph_refusal
+from .devices import synchronize
+from .train import EpochCallback, PreparedData, RunLoop, TrainOutcome, build_training, train_run
+
+
+def group_refusal(model: nn.Module) -> str | None:
+    """Why runs of ``model``'s architecture must train alone, or None when they may share steps."""
+    if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()):
+        return "dropout masks come from the device's one random generator, which grouped runs would share"
+    return None
+
+
+def train_group(
+    cfgs: list[RunConfig], data: PreparedData, on_epoch: EpochCallback | None = None,
+    checkpoints: list[Checkpointer | None] | None = None,
+) -> list[TrainOutcome]:
+    """Train runs that differ only in seed together; their outcomes, in order.
+
+    Each outcome is what ``train_run`` gives for that config alone, bit for bit; the epoch
+    times are the group's (each run's epoch took that long in wall time).
+    """
+    checkpoints = checkpoints or [None] * len(cfgs)
+    assert len({cfg.replace(seed=0) for cfg in cfgs}) == 1, "a seed group differs only in seed"
+    started = time.perf_counter()
+    trainings = [build_training(cfg, data, own_graph=False) for cfg in cfgs]
+    if len(cfgs) == 1 or group_refusal(trainings[0].model) is not None:
+        del trainings
+        return [train_run(cfg, data, on_epoch, checkpoint) for cfg, checkpoint in zip(cfgs, checkpoints, strict=True)]
+    loops = [RunLoop(training, data, started, on_epoch, checkpoint)
+             for training, checkpoint in zip(trainings, checkpoints, strict=True)]
+    cfg, device = cfgs[0], torch.device(cfgs[0].device)
+    graphed = GraphedSteps([t.optimizer for t in trainings], cfg.batch_size, device) \
+        if graph_refusal(cfg) is None else None
+    while any(loop.outcome is None for loop in loops):
+        synchronize(cfg.device)
+        t0 = time.perf_counter()
+        # A run that diverged has its outcome; it keeps stepping (on any order) so that the
+        # others' graph stays the same, and its results are no longer read.
+        orders = [loop.next_order() if loop.outcome is None else None for loop in loops]
+        filler = next(order for order in orders if order is not None)
+        orders = torch.stack([filler if order is None else order for order in orders])
+        if graphed is not None:
+            loss_sums, hits = graphed.run([t.train_batch for t in trainings], data, orders)
+        else:  # eager (CPU, or steps that are not captured): one run after the other
+            sums = [t.run_steps(data, order) for t, order in zip(trainings, orders, strict=True)]
+            loss_sums, hits = torch.stack([s[0] for s in sums]), torch.stack([s[1] for s in sums])
+        synchronize(cfg.device)
+        seconds = time.perf_counter() - t0
+        for i, loop in enumerate(loops):
+            if loop.outcome is None:
+                loop.epoch_done(loss_sums[i], hits[i], seconds)
+    for loop in loops:
+        loop.outcome.seed_group = len(loops)
+        if graphed is not None:  # the runs' own Trainings hold no graph: the group's stepped them
+            loop.outcome.step_mode = CAPTURED
+    return [loop.outcome for loop in loops]

@@ -148,6 +148,23 @@ def test_failed_runs_are_listed_and_one_seed_says_no_test(rendered, tmp_path, ca
     assert "no MNIST files under the data directory" in html
 
 
+def test_cost_section_says_when_seed_groups_make_times_incomparable(rendered, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(rendered[0], out)
+    html = render_report(out).read_text()
+    assert "seed groups of different sizes" not in html and "trained its seeds in groups" not in html  # CPU: alone
+    runs = pd.read_csv(out / "runs.csv")
+    runs["seed_group"] = np.where(runs["arch"] == "lenet", 2, 1)
+    runs.to_csv(out / "runs.csv", index=False)
+    html = render_report(out).read_text()
+    assert "seed groups of different sizes" in html
+    assert "dilated alone, lenet in groups of 2." in html
+    runs["seed_group"] = 2
+    runs.to_csv(out / "runs.csv", index=False)
+    html = render_report(out).read_text()
+    assert "seed groups of different sizes" not in html and "trained its seeds in groups of 2" in html
+
+
 def test_unknown_baseline_is_one_line_error(rendered, capsys):
     assert run_cli("report", str(rendered[0]), "--baseline", "nosuchnet") == 2
     err = capsys.readouterr().err

@@ -201,3 +201,9 @@ def test_differences_equal_up_to_rounding_count_as_constant():
     result = stats.paired(a, b)
     assert result["note"] == stats.ZERO_VARIANCE and math.isnan(result["p"])
     assert result["diff"] == pytest.approx(0.1) and result["ci_low"] == pytest.approx(0.1)
+
+
+def test_seed_group_sizes_per_architecture():
+    runs = pd.DataFrame({"arch": ["a", "a", "b", "b", "c"], "seed_group": [3, 3, 1, 1, np.nan]})
+    assert stats.seed_group_sizes(runs) == {"a": 3, "b": 1, "c": 1}  # NaN: stored before groups existed
+    assert stats.seed_group_sizes(runs.drop(columns="seed_group")) == {"a": 1, "b": 1, "c": 1}

@@ -216,6 +216,12 @@ def dataset_section(stored: Stored, dataset: str, baseline: str | None, figs: Fi
             section.figures["interaction"] = figs.uri(figures.interaction(cells, x, hue, figs.path(f"{dataset}-interaction")))
             ctx["interaction_axes"] = (x, hue)
 
+    # A seed group's epoch time is the wall time of all its runs' epochs at once: say so when
+    # architectures were trained in groups of different sizes, whose times do not compare.
+    groups = stats.seed_group_sizes(runs)
+    ctx["seed_groups"] = sorted(groups.items()) if len(set(groups.values())) > 1 else []
+    ctx["all_grouped"] = min(groups.values()) if len(set(groups.values())) == 1 and min(groups.values()) > 1 else 0
+
     if not epochs.empty:
         section.figures["curves"] = figs.uri(figures.curves(epochs, archs, styles, figs.path(f"{dataset}-curves")))
         section.figures["epoch_time"] = figs.uri(figures.epoch_times(epochs, archs, styles, figs.path(f"{dataset}-epoch-time")))

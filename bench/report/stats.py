@@ -246,6 +246,17 @@ def largest_class_gaps(per_class: pd.DataFrame, top: int = 8) -> pd.DataFrame:
                              kind="stable").head(top).reset_index(drop=True)
 
 
+def seed_group_sizes(runs: pd.DataFrame) -> dict[str, int]:
+    """Per architecture, how many runs were trained together (``bench.seed_group``; 1: alone).
+
+    Records stored before seed groups existed have no such column: they trained alone.
+    """
+    if "seed_group" not in runs.columns:
+        return {arch: 1 for arch in runs["arch"].unique()}
+    sizes = runs.assign(seed_group=runs["seed_group"].fillna(1)).groupby("arch", sort=True)["seed_group"].max()
+    return {arch: int(size) for arch, size in sizes.items()}
+
+
 def pareto_front(cost, value) -> np.ndarray:
     """Indices of points not dominated (no other point both cheaper-or-equal and better)."""
     cost = np.asarray(cost, dtype=float)

@@ -119,7 +119,7 @@ def execute_unit(unit: WorkUnit, on_epoch: EpochCallback | None = None) -> list[
 
 def execute(task: RunTask, on_epoch: EpochCallback | None = None) -> RunRecord:
     """Train one run; a failure inside it becomes a ``failed`` record, not a crash."""
-    return _execute([task], on_epoch, lambda data: [_train(task, data, on_epoch)])[0]
+    return _execute([task], lambda data: [_train(task, data, on_epoch)])[0]
 
 
 def execute_group(group: SeedGroupTask, on_epoch: EpochCallback | None = None) -> list[RunRecord]:
@@ -131,11 +131,10 @@ def execute_group(group: SeedGroupTask, on_epoch: EpochCallback | None = None) -
                        for t in tasks]
         return train_group([t.config for t in tasks], data, on_epoch, checkpoints)
 
-    return _execute(tasks, on_epoch, train)
+    return _execute(tasks, train)
 
 
-def _execute(tasks: list[RunTask], on_epoch: EpochCallback | None,
-             train: Callable[[PreparedData], list[TrainOutcome]]) -> list[RunRecord]:
+def _execute(tasks: list[RunTask], train: Callable[[PreparedData], list[TrainOutcome]]) -> list[RunRecord]:
     cfg = tasks[0].config  # a group's runs share all but the seed
     with run_threads(cfg.device):  # the thread count is part of what makes a run's bits
         try:

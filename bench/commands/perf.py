@@ -109,14 +109,14 @@ def main(args: argparse.Namespace, console: Console) -> int:
     data = prepare_data(dataset, 0.0, device)  # the whole training set, as the recipe uses
     together = args.seeds_together or 1
     workers = 1 if args.seeds_together else args.workers or (default_workers(device) if device == "cpu" else 1)
+    per_machine = f"{together} seeds stepped together" if args.seeds_together else f"{workers} trainer(s) at once"
 
     console.print(
         f"cnnbench perf: {len(archs)} architectures on {dataset.name}, batch {BATCH_SIZE}, Adam, "
         f"best of {args.repeats} blocks of {'one epoch' if steps is None else f'{steps} steps'} "
         f"after {args.warmup} warm-up steps, "
         f"{device} ({device_name(device)}), recipe and roof on {torch.get_num_threads()} thread(s), "
-        f"cnnbench on {_run_threads(device)} as its runs; per machine "
-        + (f"{together} seeds stepped together" if args.seeds_together else f"{workers} trainer(s) at once"),
+        f"cnnbench on {_run_threads(device)} as its runs; per machine {per_machine}",
         soft_wrap=True)
     timings: list[PerfTiming] = []
     with (tempfile.TemporaryDirectory(prefix="cnnbench-perf-") as scratch,
@@ -168,6 +168,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
                           + (f"; {runs} runs at once cost {cost:.2f}x the time of one" if runs > 1 else ""))
     table = perf_table(timings, roof)
     table["device"] = device_name(device)
+    table["per_machine"] = per_machine
     table["recipe_threads"] = torch.get_num_threads()
     table["cnnbench_threads"] = _run_threads(device)
     table["mode"] = "epoch" if steps is None else f"{steps} steps"
@@ -225,9 +226,9 @@ def _run_threads(device: str) -> int:
 
 
 def render(table, roof: float) -> Table:
-    workers = int(table["workers"].iloc[0]) if len(table) else 1
+    per_machine = table["per_machine"].iloc[0] if len(table) else "1 trainer(s) at once"
     out = Table(title=f"training speed, batch {BATCH_SIZE}, Adam (FLOP roof: fp32 matmul "
-                      f"{roof / 1e9:,.0f} GFLOP/s); per machine: {workers} trainer(s) at once",
+                      f"{roof / 1e9:,.0f} GFLOP/s); per machine: {per_machine}",
                 title_justify="left")
     for name in ("arch", "recipe img/s", "cnnbench per run img/s", "speed-up per run", "per machine img/s",
                  "speed-up per machine", "train MFLOP/img", "per run GFLOP/s", "of roof", "memory format", "steps"):

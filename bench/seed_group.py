@@ -25,16 +25,46 @@ from torch import nn
 
 from .checkpoint import Checkpointer
 from .config import RunConfig
-from .cuda_graph import CAPTURED, GraphedSteps, graph_refusal
+from .cuda_graph import CAPTURED, EAGER, GraphedSteps, graph_refusal
 from .devices import synchronize
-from .train import EpochCallback, PreparedData, RunLoop, TrainOutcome, build_training, train_run
+from .train import (
+    EpochCallback,
+    PreparedData,
+    RunLoop,
+    Training,
+    TrainOutcome,
+    build_training,
+    train_run,
+)
+
+# Every module that draws a random mask while training (torch's dropout family).
+DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
 
 
 def group_refusal(model: nn.Module) -> str | None:
     """Why runs of ``model``'s architecture must train alone, or None when they may share steps."""
-    if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for m in model.modules()):
+    if any(isinstance(m, DROPOUT) and m.p > 0 for m in model.modules()):
         return "dropout masks come from the device's one random generator, which grouped runs would share"
     return None
+
+
+class GroupSteps:
+    """The steps of several runs' epochs at once: one CUDA graph with a branch per run where
+    their steps can be captured (``bench.cuda_graph``), else each run's own steps in turn."""
+
+    def __init__(self, trainings: list[Training]) -> None:
+        self.trainings = trainings
+        cfg = trainings[0].cfg
+        self.graphed = GraphedSteps([t.optimizer for t in trainings], cfg.batch_size, torch.device(cfg.device)) \
+            if graph_refusal(cfg) is None else None
+        self.step_mode = CAPTURED if self.graphed is not None else EAGER
+
+    def run(self, data: PreparedData, orders: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run i trains on ``data.train`` in batches of ``orders[i]``; (runs,) loss sums and hits."""
+        if self.graphed is not None:
+            return self.graphed.run([t.train_batch for t in self.trainings], data, orders)
+        sums = [t.run_steps(data, order) for t, order in zip(self.trainings, orders, strict=True)]
+        return torch.stack([loss for loss, _ in sums]), torch.stack([hits for _, hits in sums])
 
 
 def train_group(
@@ -53,31 +83,21 @@ def train_group(
     if len(cfgs) == 1 or group_refusal(trainings[0].model) is not None:
         del trainings
         return [train_run(cfg, data, on_epoch, checkpoint) for cfg, checkpoint in zip(cfgs, checkpoints, strict=True)]
-    loops = [RunLoop(training, data, started, on_epoch, checkpoint)
+    steps = GroupSteps(trainings)
+    loops = [RunLoop(training, data, started, on_epoch, checkpoint, seed_group=len(cfgs), step_mode=steps.step_mode)
              for training, checkpoint in zip(trainings, checkpoints, strict=True)]
-    cfg, device = cfgs[0], torch.device(cfgs[0].device)
-    graphed = GraphedSteps([t.optimizer for t in trainings], cfg.batch_size, device) \
-        if graph_refusal(cfg) is None else None
+    device = cfgs[0].device
     while any(loop.outcome is None for loop in loops):
-        synchronize(cfg.device)
+        synchronize(device)
         t0 = time.perf_counter()
         # A run that diverged has its outcome; it keeps stepping (on any order) so that the
         # others' graph stays the same, and its results are no longer read.
         orders = [loop.next_order() if loop.outcome is None else None for loop in loops]
         filler = next(order for order in orders if order is not None)
-        orders = torch.stack([filler if order is None else order for order in orders])
-        if graphed is not None:
-            loss_sums, hits = graphed.run([t.train_batch for t in trainings], data, orders)
-        else:  # eager (CPU, or steps that are not captured): one run after the other
-            sums = [t.run_steps(data, order) for t, order in zip(trainings, orders, strict=True)]
-            loss_sums, hits = torch.stack([s[0] for s in sums]), torch.stack([s[1] for s in sums])
-        synchronize(cfg.device)
+        loss_sums, hits = steps.run(data, torch.stack([filler if order is None else order for order in orders]))
+        synchronize(device)
         seconds = time.perf_counter() - t0
         for i, loop in enumerate(loops):
             if loop.outcome is None:
                 loop.epoch_done(loss_sums[i], hits[i], seconds)
-    for loop in loops:
-        loop.outcome.seed_group = len(loops)
-        if graphed is not None:  # the runs' own Trainings hold no graph: the group's stepped them
-            loop.outcome.step_mode = CAPTURED
     return [loop.outcome for loop in loops]

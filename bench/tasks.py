@@ -102,8 +102,8 @@ def pack_seed_groups(tasks: Sequence[RunTask], size: int) -> list[WorkUnit]:
             group = open_groups[cfg.replace(seed=0)] = []
             units.append(group)  # filled in place; turned into a task below
         group.append(task)
-    return [SeedGroupTask(tuple(unit)) if isinstance(unit, list) and len(unit) > 1
-            else unit[0] if isinstance(unit, list) else unit for unit in units]
+    return [unit if isinstance(unit, RunTask) else unit[0] if len(unit) == 1 else SeedGroupTask(tuple(unit))
+            for unit in units]
 
 
 def _has_checkpoint(task: RunTask) -> bool:

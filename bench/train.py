@@ -335,9 +335,12 @@ class RunLoop:
     """
 
     def __init__(self, training: Training, data: PreparedData, started: float,
-                 on_epoch: EpochCallback | None = None, checkpoint: Checkpointer | None = None) -> None:
+                 on_epoch: EpochCallback | None = None, checkpoint: Checkpointer | None = None, *,
+                 seed_group: int = 1, step_mode: str | None = None) -> None:
         self.training, self.data, self.started = training, data, started
         self.on_epoch, self.checkpoint = on_epoch, checkpoint
+        # In a seed group the group steps the run (bench.seed_group), not its own Training.
+        self.seed_group, self.step_mode = seed_group, step_mode or training.step_mode
         self.cfg = training.cfg
         self.generator = data_order_generator(self.cfg.seed)
         self.records: list[dict[str, float]] = []
@@ -406,8 +409,8 @@ class RunLoop:
 
     def _describe(self) -> dict:
         training = self.training
-        return {"memory_format": _format_name(training.memory_format), "step_mode": training.step_mode,
-                "params": training.params, "flops_per_image": training.flops_per_image}
+        return {"memory_format": _format_name(training.memory_format), "step_mode": self.step_mode,
+                "seed_group": self.seed_group, "params": training.params, "flops_per_image": training.flops_per_image}
 
     def _tested(self) -> TrainOutcome:
         """Test the chosen weights (best on validation, or the last) and describe the run."""

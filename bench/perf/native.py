@@ -11,8 +11,8 @@ import time
 import torch
 
 from ..config import RunConfig
-from ..cuda_graph import GraphedSteps, graph_refusal
 from ..devices import synchronize
+from ..seed_group import GroupSteps
 from ..seeding import data_order_generator
 from ..train import PreparedData, Training, build_training, run_threads
 
@@ -64,37 +64,32 @@ class NativeSession:
 class SeedGroupSession:
     """``runs`` seeds of ``cfg`` (seed, seed + 1, ...) stepped together as a seed group.
 
-    On CUDA their full batches replay one graph with a branch per run, as a grid's worker
-    trains them (``bench.seed_group``).  Timed like ``NativeSession``: a block is the same
-    number of steps for every run, and its images are all the runs' images.
+    Their steps run as a grid's worker runs them (``bench.seed_group.GroupSteps``: on CUDA one
+    graph with a branch per run, on CPU one run after another).  Timed like
+    ``NativeSession``: a block is the same number of steps for every run, and its images are
+    all the runs' images.
     """
 
     def __init__(self, cfg: RunConfig, data: PreparedData, runs: int) -> None:
-        self.data = data
+        self.cfg, self.data = cfg, data
         self.sessions = [NativeSession(cfg.replace(seed=cfg.seed + i), data, own_graph=False) for i in range(runs)]
-        # Where steps are not captured (CPU), a group steps its runs one after another.
-        self.steps = GraphedSteps([s.training.optimizer for s in self.sessions], cfg.batch_size,
-                                  torch.device(cfg.device)) if graph_refusal(cfg) is None else None
-        self.device = cfg.device
+        self.steps = GroupSteps([s.training for s in self.sessions])
 
     def _run(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        orders = [s._order(count) for s in self.sessions]
-        with run_threads(self.device):
-            if self.steps is None:
-                sums = [s.training.run_steps(self.data, order) for s, order in zip(self.sessions, orders, strict=True)]
-                return torch.stack([loss for loss, _ in sums]), torch.stack([hits for _, hits in sums])
-            return self.steps.run([s.training.train_batch for s in self.sessions], self.data, torch.stack(orders))
+        orders = torch.stack([s._order(count) for s in self.sessions])
+        with run_threads(self.cfg.device):
+            return self.steps.run(self.data, orders)
 
     def warm_up(self, steps: int) -> None:
-        self._run(steps * self.sessions[0].cfg.batch_size)
+        self._run(steps * self.cfg.batch_size)
 
     def block(self, steps: int | None) -> tuple[int, float]:
-        count = len(self.data.train) if steps is None else steps * self.sessions[0].cfg.batch_size
-        synchronize(self.device)
+        count = len(self.data.train) if steps is None else steps * self.cfg.batch_size
+        synchronize(self.cfg.device)
         t0 = time.perf_counter()
         loss_sums, _hits = self._run(count)
-        synchronize(self.device)
+        synchronize(self.cfg.device)
         seconds = time.perf_counter() - t0
         if not torch.isfinite(loss_sums).all():
-            raise RuntimeError(f"{self.sessions[0].cfg.arch}: training diverged during the perf measurement")
+            raise RuntimeError(f"{self.cfg.arch}: training diverged during the perf measurement")
         return count * len(self.sessions), seconds

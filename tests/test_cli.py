@@ -17,7 +17,7 @@ RUN_COLUMNS = {
     "run_id", "arch", "dataset", "seed", "epochs", "batch_size", "optimizer", "lr", "status", "error",
     "family", "params", "flops_per_image", "tested_weights", "best_epoch", "best_val_acc",
     "test_loss", "test_acc", "mean_epoch_seconds", "train_images_per_s", "total_seconds",
-    "memory_format", "step_mode", "torch_version", "device_name", "cpu_threads", "git_commit",
+    "memory_format", "step_mode", "seed_group", "torch_version", "device_name", "cpu_threads", "git_commit",
     *(f"class_acc_{i}" for i in range(10)),
 }
 

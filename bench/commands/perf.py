@@ -152,20 +152,20 @@ def main(args: argparse.Namespace, console: Console) -> int:
                     machine.measure(cfg, data, steps, args.warmup, args.repeats), key=lambda b: b[0] / b[1])
             else:  # one trainer: the machine trains what one run does
                 machine_images, machine_seconds = native_images, native_seconds
-            timings.append(PerfTiming(
+            timing = PerfTiming(
                 arch=arch, recipe_images=recipe_images, recipe_seconds=recipe_seconds,
                 native_images=native_images, native_seconds=native_seconds,
                 flops_per_image=training.flops_per_image,
                 memory_format="channels_last" if training.memory_format == torch.channels_last else "contiguous",
                 step_mode=training.step_mode,
                 machine_images=machine_images, machine_seconds=machine_seconds, workers=max(workers, together),
-            ))
-            runs = max(workers, together)
-            cost = runs * (native_images / native_seconds) / (machine_images / machine_seconds)
+            )
+            timings.append(timing)
             console.print(f"  {arch}: recipe {recipe_images / recipe_seconds:,.0f} images/s, "
                           f"cnnbench {native_images / native_seconds:,.0f} images/s per run, "
                           f"{machine_images / machine_seconds:,.0f} per machine (best of {args.repeats})"
-                          + (f"; {runs} runs at once cost {cost:.2f}x the time of one" if runs > 1 else ""))
+                          + (f"; {timing.workers} runs at once cost {timing.runs_cost_vs_one:.2f}x the time of one"
+                             if timing.workers > 1 else ""))
     table = perf_table(timings, roof)
     table["device"] = device_name(device)
     table["per_machine"] = per_machine

@@ -36,6 +36,11 @@ class PerfTiming:
     machine_seconds: float = float("nan")
     workers: int = 1
 
+    @property
+    def runs_cost_vs_one(self) -> float:
+        """The time ``workers`` runs take at once (per machine) over the time one takes alone."""
+        return self.workers * (self.native_images / self.native_seconds) / (self.machine_images / self.machine_seconds)
+
 
 def perf_table(timings: list[PerfTiming], roof_flops_per_s: float) -> pd.DataFrame:
     """One row per architecture plus a last row holding the geometric mean of the ratios."""
@@ -54,8 +59,7 @@ def perf_table(timings: list[PerfTiming], roof_flops_per_s: float) -> pd.DataFra
             "workers": t.workers,
             "machine_images_per_s": t.machine_images / t.machine_seconds,
             "machine_speedup": t.machine_images / t.machine_seconds / recipe,
-            # The time ``workers`` runs take at once (per machine) over the time one takes alone.
-            "runs_cost_vs_one": t.workers * native / (t.machine_images / t.machine_seconds),
+            "runs_cost_vs_one": t.runs_cost_vs_one,
             "memory_format": t.memory_format,
             "step_mode": t.step_mode,
             "recipe_images": t.recipe_images,

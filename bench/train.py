@@ -21,6 +21,7 @@ from torch import nn
 
 from architectures import get_spec
 
+from .avg_pool import use_broadcast_avg_pool
 from .checkpoint import Checkpointer, ResumeState
 from .config import RunConfig
 from .cuda_graph import CAPTURED, EAGER, GraphedSteps, graph_refusal
@@ -298,6 +299,8 @@ def build_training(cfg: RunConfig, data: PreparedData, *, own_graph: bool = True
             from .max_pool import use_channels_last_max_pool  # numba: imported only where used
 
             use_channels_last_max_pool(model)
+    if device.type == "cuda" and not cfg.compile:  # compiled code writes its own backward
+        use_broadcast_avg_pool(model)
     optimizer = make_optimizer(cfg, model.parameters())
     training = Training(
         cfg=cfg, model=model, forward=torch.compile(model) if cfg.compile else model,

@@ -5,6 +5,7 @@ import pytest
 import torch
 from conftest import run_cli
 
+from bench.avg_pool import BroadcastAvgPool2x2
 from bench.config import RunConfig
 from bench.cuda_graph import ENV_SWITCH, WARMUP_STEPS
 from bench.datasets import load_dataset
@@ -158,3 +159,35 @@ def test_seeds_together_from_the_command_line(tmp_path):
     assert (alone.seed_group == 1).all()
     for column in ("final_train_loss", "best_val_loss", "test_loss", "test_acc"):
         assert together[column].tolist() == alone[column].tolist(), column
+
+
+def test_the_broadcast_avg_pool_backward_is_atens_cuda_kernel_bit_for_bit():
+    nasty = torch.tensor([-float("inf"), -1.0, -0.0, 0.0, 1e-45, 3.0, float("inf"), float("nan")], device="cuda")
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(64, 16, 28, 28, device="cuda", generator=generator)
+    for grad in (torch.randn(64, 16, 14, 14, device="cuda", generator=generator),
+                 nasty[torch.randint(len(nasty), (64, 16, 14, 14), device="cuda", generator=generator)]):
+        ours_x, aten_x = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ours, aten = BroadcastAvgPool2x2()(ours_x), torch.nn.functional.avg_pool2d(aten_x, 2)
+        assert type(ours.grad_fn).__name__ == "_AvgPool2x2Backward"  # its path, not aten's
+        ours.backward(grad)
+        aten.backward(grad)
+        assert torch.equal(ours.view(torch.int32), aten.view(torch.int32))
+        assert torch.equal(ours_x.grad.view(torch.int32), aten_x.grad.view(torch.int32))
+
+
+def test_training_with_the_broadcast_avg_pool_gives_atens_bits(digits_on_gpu, monkeypatch):
+    cfg = RunConfig(arch="convnet", dataset="digits", device="cuda", epochs=2)
+    with deterministic_mode(True):
+        ours = train_run(cfg, digits_on_gpu)
+        monkeypatch.setattr("bench.train.use_broadcast_avg_pool", lambda model: 0)
+        aten = train_run(cfg, digits_on_gpu)
+    assert [e["train_loss"] for e in ours.epochs] == [e["train_loss"] for e in aten.epochs]
+    assert (ours.test.loss, ours.test.accuracy) == (aten.test.loss, aten.test.accuracy)
+    for name, value in aten.state_dict.items():
+        assert torch.equal(ours.state_dict[name].view(torch.int32), value.view(torch.int32)), name
+
+
+def test_cuda_training_swaps_convnets_avg_pools(digits_on_gpu):
+    model = build_training(RunConfig(arch="convnet", dataset="digits", device="cuda"), digits_on_gpu).model
+    assert sum(isinstance(m, BroadcastAvgPool2x2) for m in model.modules()) == 2

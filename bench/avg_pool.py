@@ -5,8 +5,10 @@ for its SMs, and aten's avg-pool backward was the kernel that filled them longes
 one thread per *input* value that loops over the windows which may cover it: for convnet's
 first pool (64x16x28x28 at batch 64) 14.5 us alone on the lent H200, with every SM full of
 its blocks.  Here the pooled gradient (a quarter the size) is divided by 4, and one copy
-broadcasts it over each window.  Measured on the H200 (``.devrun``-style A/B, 300 graph
-replays): 8 seeds of convnet went from 826 to 697 us a step (one seed alone: 306 to 297 us).
+broadcasts it over each window.  On the H200, ``python -m bench perf --device cuda --archs
+convnet --seeds-together 8 --steps 300`` then gave 8 seeds of convnet at 2.37x the time of
+one run, against 2.70x with aten's backward (696-699 us a step against 826-833; one run
+alone 297 us against 306-311).
 
 Bit for bit: with the window equal to the stride and no padding, exactly one window covers
 each input value, and aten computes its gradient as ``0 + g / 4`` in float32.  The same
@@ -25,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
+
+from .pool_swap import swap_plain_2x2
 
 
 class _AvgPool2x2(torch.autograd.Function):
@@ -54,20 +58,6 @@ class BroadcastAvgPool2x2(nn.AvgPool2d):
         return super().forward(x)
 
 
-def _is_plain_2x2(m: nn.Module) -> bool:
-    pair = lambda v: tuple(v) if isinstance(v, tuple | list) else (v, v)  # noqa: E731 - a one-line helper
-    return (type(m) is nn.AvgPool2d and pair(m.kernel_size) == (2, 2) and pair(m.stride) == (2, 2)
-            and pair(m.padding) == (0, 0) and not m.ceil_mode and m.divisor_override is None)
-
-
 def use_broadcast_avg_pool(model: nn.Module) -> int:
-    """Swap every plain ``nn.AvgPool2d(2)`` in ``model`` for the one above; returns how many.
-
-    Pools have no parameters, so the state_dict (and every stored run's id, which hashes the
-    architecture's source, not this) stays the same.
-    """
-    plain = [(parent, name) for parent in model.modules()
-             for name, child in parent.named_children() if _is_plain_2x2(child)]
-    for parent, name in plain:
-        setattr(parent, name, BroadcastAvgPool2x2())
-    return len(plain)
+    """Swap every plain ``nn.AvgPool2d(2)`` in ``model`` for the one above; returns how many."""
+    return swap_plain_2x2(model, nn.AvgPool2d, BroadcastAvgPool2x2)

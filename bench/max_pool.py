@@ -28,6 +28,8 @@ from numba import njit
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from .pool_swap import swap_plain_2x2
+
 # Explicit signatures compile when this module is imported (or load from numba's cache in
 # __pycache__), so no training step, and no epoch's timing, ever pays for compilation.
 _MAPS = "float32[:, :, :, ::1]"  # NHWC views of channels_last tensors
@@ -120,21 +122,6 @@ class ChannelsLastMaxPool2x2(nn.MaxPool2d):
         return super().forward(x)
 
 
-def _is_plain_2x2(m: nn.Module) -> bool:
-    pair = lambda v: tuple(v) if isinstance(v, tuple | list) else (v, v)  # noqa: E731 - a one-line helper
-    return (type(m) is nn.MaxPool2d and pair(m.kernel_size) == (2, 2) and pair(m.stride) == (2, 2)
-            and pair(m.padding) == (0, 0) and pair(m.dilation) == (1, 1)
-            and not m.ceil_mode and not m.return_indices)
-
-
 def use_channels_last_max_pool(model: nn.Module) -> int:
-    """Swap every plain ``nn.MaxPool2d(2)`` in ``model`` for the kernels above; returns how many.
-
-    Max-pools have no parameters, so the state_dict (and every stored run's id, which hashes
-    the architecture's source, not this) stays the same.
-    """
-    plain = [(parent, name) for parent in model.modules()
-             for name, child in parent.named_children() if _is_plain_2x2(child)]
-    for parent, name in plain:
-        setattr(parent, name, ChannelsLastMaxPool2x2())
-    return len(plain)
+    """Swap every plain ``nn.MaxPool2d(2)`` in ``model`` for the kernels above; returns how many."""
+    return swap_plain_2x2(model, nn.MaxPool2d, ChannelsLastMaxPool2x2)

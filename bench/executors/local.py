@@ -26,7 +26,8 @@ from .base import EpochEvent, Executor
 
 _EVENTS: queue.Queue | None = None  # set in each worker process by _init_worker
 # Runs of one configuration (seeds) a CUDA worker trains at once (bench.seed_group).  On the
-# lent H200, convnet: 8 runs together took 2.7x the time of one, 16 runs 5.6x.
+# lent H200, convnet: 8 runs together took 2.37x the time of one (perf --seeds-together 8);
+# before bench/avg_pool.py, 8 runs took 2.7x and 16 runs 5.6x.
 DEFAULT_SEEDS_TOGETHER = 8
 
 

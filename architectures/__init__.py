@@ -16,6 +16,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     stride_net,
     vgg,
 )
+from ._shapes import flat_features
 from .registry import (
     ArchSpec,
     UnknownArchitectureError,
@@ -31,6 +32,7 @@ __all__ = [
     "ArchSpec",
     "UnknownArchitectureError",
     "build_model",
+    "flat_features",
     "get_spec",
     "list_models",
     "register_model",

@@ -15,21 +15,6 @@ from torch import nn
 from ._shapes import flat_features
 
 
-def relu_maxpool(kernel: int = 2) -> list[nn.Module]:
-    """ReLU followed by a ``kernel`` x ``kernel`` max-pool, run as max-pool then ReLU.
-
-    The two orders are the same function with the same gradients, bit for bit: ReLU is
-    monotone, so it commutes with max, and where they could disagree (every value of a
-    window <= 0, where the two orders may route the gradient to different positions) the
-    ReLU's gradient is zero either way; ``tests/test_architectures.py`` checks this for
-    every network.  Pooling first runs ReLU and its backward on a quarter of the values:
-    on the 2-core CPU at one thread (median of 12 alternating paired rounds of thread CPU
-    time), training steps got faster by 1.28x for ``ablate-std-max``, 1.29x
-    ``ablate-dil-max``, 1.16x ``bn-convnet``, 1.04x ``lenet`` and ``lenet-12``.
-    """
-    return [nn.MaxPool2d(kernel), nn.ReLU(inplace=True)]
-
-
 def mlp_head(
     in_features: int, hidden: Sequence[int], num_classes: int, *, dropout: float = 0.0
 ) -> nn.Sequential:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._blocks import FeatureNet, relu_maxpool
+from ._blocks import FeatureNet
 from .registry import register_model
 
 CONV_LEVELS = ("std", "dil")
@@ -36,7 +36,7 @@ TAGS = ("ablation", "default")
 def _relu_downsample(kind: str, channels: int) -> list[nn.Module]:
     """The ReLU after a conv level, then the ``downsample`` operator."""
     if kind == "max":
-        return relu_maxpool()  # same function, ReLU on the pooled map (see _blocks)
+        return [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
     if kind == "avg":
         return [nn.ReLU(inplace=True), nn.AvgPool2d(2)]
     if kind == "stride":

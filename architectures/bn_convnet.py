@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._blocks import FeatureNet, relu_maxpool
+from ._blocks import FeatureNet
 from .registry import register_model
 
 
@@ -33,7 +33,8 @@ class BNConvNet(FeatureNet):
                 # the zoo is faithful to its sources (the hand-checked count includes it).
                 nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2),
                 nn.BatchNorm2d(c_out),
-                *relu_maxpool(),
+                nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
             ]
             c_in = c_out
         super().__init__(nn.Sequential(*layers), in_channels=in_channels,

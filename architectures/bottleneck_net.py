@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._blocks import FeatureNet, relu_maxpool
+from ._blocks import FeatureNet
 from .registry import register_model
 
 
@@ -32,7 +32,8 @@ class BottleneckNet(FeatureNet):
                 nn.Conv2d(c_in, wide, 3, padding=1),
                 nn.ReLU(inplace=True),
                 nn.Conv2d(wide, squeezed, 1),
-                *relu_maxpool(),
+                nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
             ]
             c_in = squeezed
         super().__init__(nn.Sequential(*layers), in_channels=in_channels,

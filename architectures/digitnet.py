@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._blocks import FeatureNet, relu_maxpool
+from ._blocks import FeatureNet
 from .registry import register_model
 
 
@@ -27,9 +27,11 @@ class DigitNet(FeatureNet):
         c1, c2 = channels
         features = nn.Sequential(
             nn.Conv2d(in_channels, c1, 3),
-            *relu_maxpool(),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
             nn.Conv2d(c1, c2, 3),
-            *relu_maxpool(),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
         )
         super().__init__(features, in_channels=in_channels, num_classes=num_classes,
                          image_size=image_size, hidden=(hidden,))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._blocks import FeatureNet, relu_maxpool
+from ._blocks import FeatureNet
 from .registry import register_model
 
 
@@ -31,7 +31,8 @@ class ExamplesNet(FeatureNet):
             nn.Conv2d(in_channels, c1, 3, stride=1),
             nn.ReLU(inplace=True),
             nn.Conv2d(c1, c2, 3, stride=1),
-            *relu_maxpool(),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
             nn.Dropout(dropout[0]),
         )
         super().__init__(features, in_channels=in_channels, num_classes=num_classes,

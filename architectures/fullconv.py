@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._blocks import relu_maxpool
 from ._shapes import feature_shape
 from .registry import register_model
 
@@ -34,7 +33,8 @@ class FullConv(nn.Module):
                 nn.Conv2d(c_in, c_out, 3, padding=1),
                 nn.ReLU(inplace=True),
                 nn.Conv2d(c_out, c_out, 3, padding=1),
-                *relu_maxpool(),
+                nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
             ]
             c_in = c_out
         self.features = nn.Sequential(*layers)

@@ -7,6 +7,7 @@ this module; it never imports a model class directly.
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import hashlib
 import inspect
@@ -46,32 +47,69 @@ class ArchSpec:
 
     @cached_property
     def digest(self) -> str:
-        """Digest of the source that defines this network: its family module and the
-        package's private helper modules it builds from (``_blocks``, ``_shapes``).
+        """Digest of the code that builds this network: its module and the package's private
+        helper modules it builds from (``_blocks``, ``_shapes``), as normalized syntax trees.
 
-        Part of a run's identity: editing a network's definition must invalidate cached
-        results, even when its name stays the same, and most families take their
-        classifier from ``_blocks``.  Read once per process: a file edited while a grid
-        runs must not give one run two names (the runner refuses a worker's record whose
-        digest differs from the driver's).
+        Part of a run's identity: editing what builds a network must invalidate cached
+        results, even when its name stays the same.  Comments, docstrings and the
+        registration's metadata (description, tags) are prose, not code: editing them keeps
+        every run id.  Read once per process: a file edited while a grid runs must not give
+        one run two names (the runner refuses a worker's record whose digest differs).
         """
         module = sys.modules[self.builder.__module__]
-        source = inspect.getsource(module)
-        for helper in _helper_modules(module):
-            source += inspect.getsource(helper)
-        return hashlib.sha256(source.encode()).hexdigest()[:16]
+        code = "".join(code_of(m) for m in (module, *helper_modules(module)))
+        return hashlib.sha256(code.encode()).hexdigest()[:16]
 
 
-def _helper_modules(module: ModuleType) -> list[ModuleType]:
-    """This package's private modules (``architectures._*``) that ``module`` uses, directly
-    or through another helper, in name order."""
-    prefix = __name__.rpartition(".")[0] + "._"
+def code_of(module: ModuleType) -> str:
+    """``module``'s syntax tree without docstrings or ``register_model`` decorators, as text.
+
+    Written out field by field, leaving out empty fields, so that a newer Python adding an
+    (empty) field to a node does not change a digest.
+    """
+    tree = ast.parse(inspect.getsource(module))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.decorator_list = [d for d in node.decorator_list if not _registers(d)]
+    return _canonical(tree)
+
+
+def _registers(decorator: ast.expr) -> bool:
+    func = decorator.func if isinstance(decorator, ast.Call) else decorator
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    return name == register_model.__name__
+
+
+def _canonical(node: object) -> str:
+    if isinstance(node, ast.AST):
+        parts = [type(node).__name__]
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if name in ("ctx", "type_comment") or value is None or value == []:
+                continue
+            parts.append(f"{name}={_canonical(value)}")
+        return "(" + " ".join(parts) + ")"
+    if isinstance(node, list):
+        return "[" + ",".join(_canonical(v) for v in node) + "]"
+    return repr(node)
+
+
+def helper_modules(module: ModuleType) -> list[ModuleType]:
+    """The private modules of ``module``'s package and of this one (``architectures._*``)
+    that ``module`` uses, directly or through another helper, in name order."""
+    prefixes = {__name__.rpartition(".")[0] + "._", module.__name__.rpartition(".")[0] + "._"}
     found: dict[str, ModuleType] = {}
     todo = [module]
     while todo:
         for value in vars(todo.pop()).values():
             name = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
-            if isinstance(name, str) and name.startswith(prefix) and name not in found:
+            if isinstance(name, str) and name.startswith(tuple(p for p in prefixes if p != "._")) \
+                    and name not in found and name in sys.modules:
                 found[name] = sys.modules[name]
                 todo.append(found[name])
     return [found[name] for name in sorted(found)]

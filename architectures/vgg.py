@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ._blocks import FeatureNet, relu_maxpool
+from ._blocks import FeatureNet
 from .registry import register_model
 
 # Three stages of two 3x3 convolutions each; "M" is a 2x2 max-pool (28 -> 14 -> 7 -> 3).
@@ -36,7 +36,7 @@ class VGG(FeatureNet):
         c_in = in_channels
         for v in cfg:
             if v == "M":
-                layers[-1:] = relu_maxpool()  # the preceding conv's ReLU, then the pool
+                layers.append(nn.MaxPool2d(2))
                 continue
             # With BatchNorm the conv bias is redundant (BN's shift replaces it), as in torchvision.
             layers.append(nn.Conv2d(c_in, int(v), 3, padding=1, bias=not batch_norm))

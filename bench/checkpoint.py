@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .storage import atomic_torch_save
+
 CHECKPOINT_VERSION = 1
 # What a damaged or foreign checkpoint raises.  Deliberately not ``Exception``: the
 # runner's ``Interrupted`` (Ctrl-C while loading) must stop the run, not restart it.
@@ -107,8 +109,6 @@ class Checkpointer:
         """Save after every ``plan.every``-th epoch (not after the last: the record follows)."""
         if self.plan.every <= 0 or epoch % self.plan.every != 0:
             return
-        from .storage import atomic_torch_save  # storage imports records -> train; keep lazy
-
         atomic_torch_save(self.path, {
             "version": CHECKPOINT_VERSION,
             "run_id": self.run_id,
@@ -170,9 +170,8 @@ def match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
 
     A checkpoint stores tensors contiguous, and ``load_state_dict`` restores device and dtype
     but not strides.  torch's fused Adam pairs a parameter with its state by memory position,
-    so a contiguous ``exp_avg`` beside a channels_last weight updates the wrong elements
-    (measured: a resumed run drifted from the uninterrupted one, off by 0.16 after one step
-    of a toy weight); foreach Adam pairs by index and never noticed.
+    so a contiguous ``exp_avg`` beside a channels_last weight would update the wrong elements;
+    foreach Adam pairs by index.
     """
     for group in optimizer.param_groups:
         for param in group["params"]:

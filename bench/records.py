@@ -1,7 +1,7 @@
-"""A finished run as stored data, and its rows in the three tables.
+"""What a run produced (``TrainOutcome``) and how it is stored (``RunRecord``).
 
-One ``RunRecord`` per run, keyed by run id.  Tables are always rebuilt from records, so
-the column names below are the contract with the report and with users (see README).
+One ``RunRecord`` per run, keyed by run id, written as ``runs/<run_id>/record.json``.  The
+tables are always rebuilt from records; their columns are declared in ``bench.schema``.
 """
 
 from __future__ import annotations
@@ -16,19 +16,39 @@ import torch
 from architectures import get_spec
 
 from .config import RunConfig
-from .train import TrainOutcome
+from .errors import BenchError
+from .schema import EPOCHS, RECORD_VERSION, RUNS, STATUS_DIVERGED, STATUS_FAILED, STATUS_OK, SUMMARY, Table
 
-RECORD_VERSION = 1
+__all__ = ["STATUS_DIVERGED", "STATUS_FAILED", "STATUS_OK", "EvalResult", "RunRecord", "TrainOutcome",
+           "failed_record", "record_from_outcome"]
 
-STATUS_OK = "ok"
-STATUS_DIVERGED = "diverged"
-STATUS_FAILED = "failed"
 
-EPOCH_COLUMNS = [
-    "epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr",
-    "train_seconds", "eval_seconds", "train_images_per_s",
-]
-KEY_COLUMNS = ["run_id", "arch", "dataset", "seed"]
+@dataclass
+class EvalResult:
+    loss: float
+    accuracy: float
+    confusion: np.ndarray  # (C, C) int64, rows = true class, columns = predicted
+    probabilities: torch.Tensor | None = None  # (N, C) on CPU when asked for
+
+
+@dataclass
+class TrainOutcome:
+    """What one training run produced, before it is stored."""
+
+    status: str  # "ok" or "diverged"
+    epochs: list[dict[str, float]]
+    memory_format: str
+    params: int
+    flops_per_image: int
+    total_seconds: float
+    step_mode: str = "eager"
+    seed_group: int = 1  # runs trained together with this one, itself included
+    tested_weights: str = ""
+    best_epoch: int = 0
+    diverged_epoch: int = 0
+    test: EvalResult | None = None
+    state_dict: dict[str, torch.Tensor] | None = None
+    misclassified: dict[str, torch.Tensor] | None = None
 
 
 @dataclass
@@ -68,6 +88,12 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        version = data.get("version")
+        if not isinstance(version, int):
+            raise ValueError(f"record has no version: {version!r}")  # damaged, not ours
+        if version > RECORD_VERSION:
+            raise BenchError(f"record of {data.get('run_id', '?')} has version {version!r}; this cnnbench "
+                             f"reads versions up to {RECORD_VERSION} (is it from a newer cnnbench?)")
         return cls(
             run_id=data["run_id"],
             config=RunConfig.from_dict(data["config"]),
@@ -81,34 +107,32 @@ class RunRecord:
             env=data.get("env", {}),
         )
 
-    # -- table rows ---------------------------------------------------------------------
+    # -- table rows (bench.schema) ------------------------------------------------------
     def keys(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "arch": self.config.arch,
                 "dataset": self.config.dataset, "seed": self.config.seed}
 
     def runs_row(self) -> dict[str, Any]:
-        row: dict[str, Any] = {"run_id": self.run_id}
-        row.update(self.config.to_dict())
-        row["status"] = self.status
-        row["error"] = self.error
-        row["family"] = self.arch.get("family", "")
-        for factor, level in sorted(self.arch.get("factors", {}).items()):
-            row[f"factor_{factor}"] = level
-        row["params"] = self.arch.get("params")
-        row["flops_per_image"] = self.arch.get("flops_per_image")
-        row["arch_digest"] = self.arch.get("digest", "")
-        row.update(self.summary)
+        values: dict[str, Any] = {"run_id": self.run_id, **self.config.to_dict(),
+                                  "status": self.status, "error": self.error,
+                                  "family": self.arch.get("family", ""),
+                                  "params": self.arch.get("params"),
+                                  "flops_per_image": self.arch.get("flops_per_image"),
+                                  "arch_digest": self.arch.get("digest", "")}
+        values.update({f"factor_{factor}": level for factor, level in sorted(self.arch.get("factors", {}).items())})
+        values.update(self.summary)
         matrix = np.asarray(self.confusion, dtype=np.int64)
         if matrix.size:
             totals = matrix.sum(1)
-            for i, acc in enumerate(np.divide(np.diag(matrix), totals, where=totals > 0,
-                                              out=np.full(len(totals), math.nan))):
-                row[f"class_acc_{i}"] = float(acc)
-        row.update(self.env)
-        return row
+            accuracy = np.divide(np.diag(matrix), totals, where=totals > 0, out=np.full(len(totals), math.nan))
+            values.update({f"class_acc_{i}": float(acc) for i, acc in enumerate(accuracy)})
+        values.update(self.env)
+        return _in_schema_order(values, RUNS)
 
     def epoch_rows(self) -> list[dict[str, Any]]:
-        return [{**self.keys(), **{c: e.get(c, math.nan) for c in EPOCH_COLUMNS}} for e in self.epochs]
+        keys = self.keys()
+        metrics = EPOCHS.names[len(keys):]
+        return [{**keys, **{c: e.get(c, math.nan) for c in metrics}} for e in self.epochs]
 
     def confusion_rows(self) -> list[dict[str, Any]]:
         keys = self.keys()
@@ -117,6 +141,20 @@ class RunRecord:
             for t, row in enumerate(self.confusion)
             for p, c in enumerate(row)
         ]
+
+
+def _in_schema_order(values: dict[str, Any], table: Table) -> dict[str, Any]:
+    """``values`` ordered as ``table`` declares them; a column it does not declare is a bug."""
+    unknown = [name for name in values if table.column(name) is None]
+    assert not unknown, f"columns missing from bench.schema: {unknown}"
+    ordered: dict[str, Any] = {}
+    for column in table.columns:
+        if column.pattern is None:
+            if column.name in values:
+                ordered[column.name] = values[column.name]
+        else:
+            ordered.update((k, v) for k, v in values.items() if column.pattern.match(k))
+    return ordered
 
 
 def arch_info(cfg: RunConfig, params: int | None = None, flops: int | None = None) -> dict[str, Any]:
@@ -160,6 +198,7 @@ def record_from_outcome(
         "step_mode": outcome.step_mode,
         "seed_group": outcome.seed_group,
     }
+    assert tuple(summary) == SUMMARY, "bench.schema.SUMMARY and the summary written must agree"
     error = f"loss became non-finite in epoch {outcome.diverged_epoch}" if outcome.status == STATUS_DIVERGED else ""
     return RunRecord(
         run_id=cfg.run_id(),
@@ -183,3 +222,4 @@ def failed_record(cfg: RunConfig, error: str, env: dict[str, Any] | None = None)
         run_id=cfg.run_id(), config=cfg, status=STATUS_FAILED, error=error,
         arch=arch_info(cfg), env=env or {},
     )
+

@@ -29,20 +29,14 @@ import pandas as pd
 import torch
 
 from .errors import BenchError
-from .records import EPOCH_COLUMNS, KEY_COLUMNS, RunRecord
+from .records import RunRecord
+from .schema import CONFUSION, EPOCHS, RUNS, TABLES
 
 RUNS_DIR = "runs"
 RECORD_FILE = "record.json"
 WEIGHTS_FILE = "weights.pt"
 MISCLASSIFIED_FILE = "misclassified.pt"
 INVOCATION_FILE = "config.json"
-TABLES = ("runs.csv", "epochs.csv", "confusion.csv")
-# Columns every reader relies on: a table without them was edited or is not ours.
-REQUIRED_COLUMNS = {
-    "runs.csv": ("run_id", "arch", "dataset", "seed", "status"),
-    "epochs.csv": ("run_id", "arch", "dataset", "seed", "epoch"),
-    "confusion.csv": ("run_id", "true", "predicted", "count"),
-}
 TMP_PREFIX = ".tmp-"
 
 
@@ -161,11 +155,9 @@ def tables_from_records(records: Iterable[RunRecord]) -> dict[str, pd.DataFrame]
     runs = pd.DataFrame([r.runs_row() for r in records])
     # Explicit columns: a grid whose runs all failed or diverged still gets readable
     # (header-only) epochs/confusion tables, not an empty file that no reader can parse.
-    epochs = pd.DataFrame([row for r in records for row in r.epoch_rows()],
-                          columns=[*KEY_COLUMNS, *EPOCH_COLUMNS])
-    confusion = pd.DataFrame([row for r in records for row in r.confusion_rows()],
-                             columns=[*KEY_COLUMNS, "true", "predicted", "count"])
-    return {"runs.csv": runs, "epochs.csv": epochs, "confusion.csv": confusion}
+    epochs = pd.DataFrame([row for r in records for row in r.epoch_rows()], columns=EPOCHS.names)
+    confusion = pd.DataFrame([row for r in records for row in r.confusion_rows()], columns=CONFUSION.names)
+    return {RUNS.file: runs, EPOCHS.file: epochs, CONFUSION.file: confusion}
 
 
 def write_tables(out: Path, records: Iterable[RunRecord]) -> dict[str, pd.DataFrame]:
@@ -178,7 +170,8 @@ def write_tables(out: Path, records: Iterable[RunRecord]) -> dict[str, pd.DataFr
 def read_tables(out: Path) -> dict[str, pd.DataFrame]:
     """Read the three tables back; a missing or unparsable one is a one-line error."""
     tables = {}
-    for name in TABLES:
+    for table in TABLES:
+        name = table.file
         path = Path(out) / name
         if not path.is_file():
             raise BenchError(f"{path} not found; is {out} a cnnbench output directory?")
@@ -186,7 +179,7 @@ def read_tables(out: Path) -> dict[str, pd.DataFrame]:
             tables[name] = pd.read_csv(path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise BenchError(f"{path} cannot be read as a table: {str(exc).splitlines()[0]}") from None
-        missing = [c for c in REQUIRED_COLUMNS[name] if c not in tables[name].columns]
+        missing = [c for c in table.required if c not in tables[name].columns]
         if missing:
             raise BenchError(f"{path} is not a cnnbench table (no column {', '.join(missing)}); "
                              "was it edited by hand? rerun the grid to rebuild it")

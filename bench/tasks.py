@@ -15,21 +15,16 @@ import torch
 
 from .checkpoint import Checkpointer, CheckpointPlan, CheckpointUnusable
 from .config import RunConfig
-from .cuda_graph import graph_refusal
-from .datasets import DataSearch, Dataset, load_dataset
+from .datasets import DataSearch, load_dataset
+from .datasets.prepared import PreparedData, prepare_data
+from .datasets.tensors import Dataset
 from .determinism import deterministic_mode, nondeterministic_op
 from .environment import environment
 from .errors import BenchError
-from .records import RunRecord, failed_record, record_from_outcome
-from .seed_group import train_group
-from .train import (
-    EpochCallback,
-    PreparedData,
-    TrainOutcome,
-    prepare_data,
-    run_threads,
-    train_run,
-)
+from .fast import may_share_steps, speedups
+from .fast.seed_group import train_group
+from .records import RunRecord, TrainOutcome, failed_record, record_from_outcome
+from .train import EpochCallback, train_run
 
 
 @dataclass(frozen=True)
@@ -60,6 +55,11 @@ _PREPARED: dict[tuple[str, float, str], PreparedData] = {}
 def provide_dataset(dataset: Dataset) -> None:
     """Hand a dataset to this process's cache (the driver, or a Ray object-store copy)."""
     _DATASETS[dataset.name] = dataset
+
+
+def provided_dataset(name: str) -> Dataset | None:
+    """The dataset this process was handed under ``name``, if any."""
+    return _DATASETS.get(name)
 
 
 def prepared_data(cfg: RunConfig, request: DataRequest) -> PreparedData:
@@ -94,7 +94,7 @@ def pack_seed_groups(tasks: Sequence[RunTask], size: int) -> list[WorkUnit]:
     open_groups: dict[RunConfig, list[RunTask]] = {}
     for task in tasks:
         cfg = task.config
-        if size < 2 or graph_refusal(cfg) is not None or _has_checkpoint(task):
+        if size < 2 or not may_share_steps(cfg) or _has_checkpoint(task):
             units.append(task)
             continue
         group = open_groups.get(cfg.replace(seed=0))
@@ -136,27 +136,27 @@ def execute_group(group: SeedGroupTask, on_epoch: EpochCallback | None = None) -
 
 def _execute(tasks: list[RunTask], train: Callable[[PreparedData], list[TrainOutcome]]) -> list[RunRecord]:
     cfg = tasks[0].config  # a group's runs share all but the seed
-    with run_threads(cfg.device):  # the thread count is part of what makes a run's bits
-        try:
-            data = prepared_data(cfg, tasks[0].data)
-            with deterministic_mode(cfg.deterministic) as nondeterministic:
-                outcomes = train(data)
-            records = [record_from_outcome(t.config, outcome, data.classes, environment(cfg.device))
-                       for t, outcome in zip(tasks, outcomes, strict=True)]
-            if cfg.deterministic:
-                for record in records:
-                    record.summary["nondeterministic_ops"] = ", ".join(sorted(nondeterministic))
-            return records
-        except torch.OutOfMemoryError:
-            _release_cuda_memory()
-            return _failed(tasks, "out of memory")
-        except BenchError as exc:
-            return _failed(tasks, str(exc))
-        except (RuntimeError, ValueError) as exc:
-            # A run that crashes must not take the grid down with it; its record says why.
-            op = nondeterministic_op(str(exc))  # strict mode forced on from outside (determinism.py)
-            reason = f"{op} has no deterministic implementation" if op else f"{type(exc).__name__}: {exc}"
-            return _failed(tasks, reason)
+    try:
+        data = prepared_data(cfg, tasks[0].data)
+        with speedups(cfg).threads(), deterministic_mode(cfg.deterministic) as nondeterministic:
+            outcomes = train(data)
+            env = environment(cfg.device)  # the thread count the runs trained with
+        records = [record_from_outcome(t.config, outcome, data.classes, env)
+                   for t, outcome in zip(tasks, outcomes, strict=True)]
+        if cfg.deterministic:
+            for record in records:
+                record.summary["nondeterministic_ops"] = ", ".join(sorted(nondeterministic))
+        return records
+    except torch.OutOfMemoryError:
+        _release_cuda_memory()
+        return _failed(tasks, "out of memory")
+    except BenchError as exc:
+        return _failed(tasks, str(exc))
+    except (RuntimeError, ValueError) as exc:
+        # A run that crashes must not take the grid down with it; its record says why.
+        op = nondeterministic_op(str(exc))  # strict mode forced on from outside (determinism.py)
+        reason = f"{op} has no deterministic implementation" if op else f"{type(exc).__name__}: {exc}"
+        return _failed(tasks, reason)
 
 
 def _failed(tasks: list[RunTask], reason: str) -> list[RunRecord]:

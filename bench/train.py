@@ -1,16 +1,20 @@
 """The training loop: dataset tensors in, per-epoch records and test metrics out.
 
-Hot-path rules (see the performance issue): batches are sliced from one uint8 tensor that
-already lives on the target device and normalized there; no ``.item()`` or other host sync
-inside an epoch; losses and hit counts accumulate on the device and are read once per
+The tutorial's loop, top to bottom: seed, build the model, then per epoch shuffle, step
+through the batches, evaluate on the validation split and keep the best weights; at the
+end test the chosen weights.  Batches are sliced from one uint8 tensor on the run's device
+and normalized there; losses and hit counts add up on the device and are read once per
 epoch.  The same seed gives every architecture the same batches in the same order.
+
+What ``bench.fast`` changes for speed it decides in one place, ``speedups(cfg)``; replace
+that call with ``PlainPolicy()`` and this file trains the tutorial's way.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
@@ -21,116 +25,47 @@ from torch import nn
 
 from architectures import get_spec
 
-from .avg_pool import use_broadcast_avg_pool
 from .checkpoint import Checkpointer, ResumeState
 from .config import RunConfig
-from .cuda_graph import CAPTURED, EAGER, GraphedSteps, graph_refusal
-from .datasets import Dataset, Split, validation_split
+from .datasets.prepared import PreparedData
+from .datasets.tensors import Split
 from .devices import synchronize
+from .fast import speedups
 from .flops import arch_cost
+from .records import STATUS_DIVERGED, STATUS_OK, EvalResult, TrainOutcome
 from .seeding import data_order_generator, seed_everything
 
-# Every CPU run trains with one intra-op thread.  oneDNN splits its reductions by thread
-# count, so 1 and 2 threads give different last bits (measured): fixed, a run's result
-# does not depend on --workers or the machine's core count.  Cores are used by running
-# one worker process per core instead, which was also faster here (see bench/perf).
-CPU_RUN_THREADS = 1
-# Evaluation batches: a fixed size per device, chosen for speed.  The size can move logits
-# in the last bits (a kernel may block a batch of another size differently; predictions
-# stay the same, tests/test_train.py), so it is a constant, not a knob.  On CPU, a batch
-# whose activations stay in cache: one thread, the 10,000 MNIST test images took 0.31 s
-# at 256 and 0.54 s at 1,000 (ablate-std-avg; bn-convnet 0.63 s vs 1.19 s; lenet-12, whose
-# maps are small, 0.20 s either way).  On a GPU a large batch keeps it busy.
-CPU_EVAL_BATCH = 256
-GPU_EVAL_BATCH = 1000
 MISCLASSIFIED_KEPT = 16  # the most confidently wrong test images each run keeps
-
-
-def eval_batch_size(device: str | torch.device) -> int:
-    return CPU_EVAL_BATCH if torch.device(device).type == "cpu" else GPU_EVAL_BATCH
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    """A dataset split for one run, on the run's device, with its normalization."""
-
-    name: str
-    classes: tuple[str, ...]
-    train: Split
-    val: Split | None
-    test: Split
-    mean: float  # of training pixels in [0, 1]
-    std: float
-
-    @property
-    def image_size(self) -> int:
-        return int(self.train.images.shape[-1])
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.train.images.shape[1])
-
-    def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B,1,H,W) -> float32, normalized exactly like ToTensor() + Normalize()."""
-        return images.to(torch.float32).div_(255.0).sub_(self.mean).div_(self.std)
-
-
-def prepare_data(dataset: Dataset, val_fraction: float, device: str) -> PreparedData:
-    mean, std = dataset.pixel_stats()
-    train, val = validation_split(dataset.train, val_fraction)
-    return PreparedData(
-        name=dataset.name,
-        classes=dataset.classes,
-        train=train.to(device),
-        val=val.to(device) if val is not None else None,
-        test=dataset.test.to(device),
-        mean=mean,
-        std=std,
-    )
-
-
-@dataclass
-class EvalResult:
-    loss: float
-    accuracy: float
-    confusion: np.ndarray  # (C, C) int64, rows = true class, columns = predicted
-    probabilities: torch.Tensor | None = None  # (N, C) on CPU when asked for
-
-
-@dataclass
-class TrainOutcome:
-    """What one training run produced; turned into a stored record by ``records``."""
-
-    status: str  # "ok" or "diverged"
-    epochs: list[dict[str, float]]
-    memory_format: str
-    params: int
-    flops_per_image: int
-    total_seconds: float
-    step_mode: str = EAGER  # "cuda-graph" when full batches replayed a captured CUDA graph
-    seed_group: int = 1  # runs trained together with this one, itself included (bench.seed_group)
-    tested_weights: str = ""
-    best_epoch: int = 0
-    diverged_epoch: int = 0
-    test: EvalResult | None = None
-    state_dict: dict[str, torch.Tensor] | None = None
-    misclassified: dict[str, torch.Tensor] | None = None
-
+EAGER = "eager"
 
 EpochCallback = Callable[[RunConfig, dict[str, float]], None]
 
 
-# Optimizers torch has a fused (one kernel per step) CPU and CUDA implementation of.  On the
-# 2-core CPU, one thread, fused Adam made whole training steps 1.06-1.09x faster (paired A/B:
-# ablate-std-avg 1.09x, ablate-std-stride 1.09x, lenet-12 1.06x): foreach Adam makes ~8
-# passes over parameters and state, fused one.  Its last bits differ from the per-parameter
-# loop's, which ``--optimizer-impl foreach`` reproduces exactly.
-FUSED_OPTIMIZERS = ("adam", "sgd")
+class PlainPolicy:
+    """The tutorial's choices: what every run would do without ``bench.fast``.
+
+    ``threads()`` is entered by whoever executes a run (``bench.tasks``), around the run.
+    """
+
+    eval_batch = 1000
+    optimizer_options: dict[str, bool] = {}
+
+    @contextmanager
+    def threads(self) -> Iterator[None]:
+        yield  # torch's default thread count
+
+    def memory_format(self, model: nn.Module) -> torch.memory_format:
+        return torch.contiguous_format
+
+    def prepare(self, model: nn.Module, memory_format: torch.memory_format) -> None:
+        pass
+
+    def graph(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        return None
 
 
-def make_optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
-    fused = cfg.optimizer_impl == "fused" and cfg.optimizer in FUSED_OPTIMIZERS
-    common = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, **({"fused": True} if fused else {"foreach": True})}
+def make_optimizer(cfg: RunConfig, params, options: dict[str, bool]) -> torch.optim.Optimizer:
+    common = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, **options}
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, momentum=cfg.momentum, **common)
     if cfg.optimizer == "adam":
@@ -142,64 +77,6 @@ def make_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
     if cfg.lr_schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
     return None
-
-
-def choose_memory_format(cfg: RunConfig, model: nn.Module) -> torch.memory_format:
-    """The memory format for this run; ``auto`` is a fixed rule, never a timing probe.
-
-    A probe could pick differently on two runs of the same config, and the format changes
-    which kernels run, hence the last bits of the result: the rule keeps runs repeatable.
-    """
-    if cfg.memory_format == "channels_last":
-        return torch.channels_last
-    if cfg.memory_format == "contiguous":
-        return torch.contiguous_format
-    # Measured on the 2-core CPU, one thread per worker as the grid runs: channels_last
-    # (oneDNN's NHWC kernels) trained all five perf nets 1.1-1.9x faster, dilated ones
-    # included.  On CUDA, fp32 convolutions of these sizes are unmeasured: keep NCHW.
-    has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
-    if torch.device(cfg.device).type == "cpu" and has_conv:
-        return torch.channels_last
-    return torch.contiguous_format
-
-
-def keep_gradients_channels_last(model: nn.Module) -> None:
-    """Hand every ``nn.Flatten``'s gradient back to the feature stack in channels_last.
-
-    Flatten's backward views the classifier's gradient as an NCHW tensor, so the layers
-    before it (ReLU, pooling, BatchNorm) ran their backward on one channels_last and one
-    NCHW operand, a slow strided path.  One copy into channels_last changes no value, so
-    no bit of the result (tests/test_fast_path.py compares with a loop without it).
-    Measured, one thread, MNIST batch 64: training steps 1.07x faster for ``convnet``,
-    1.06x ``ablate-std-avg``, 1.04x ``dilated``, 1.02x ``bn-convnet``; LeNets unchanged.
-    """
-    for module in model.modules():
-        if isinstance(module, nn.Flatten):
-            module.register_forward_pre_hook(_gradient_to_channels_last)
-
-
-def _gradient_to_channels_last(_module: nn.Module, args: tuple) -> None:
-    x = args[0]
-    if x.requires_grad and x.dim() == 4:
-        x.register_hook(_channels_last)
-
-
-def _channels_last(grad: torch.Tensor) -> torch.Tensor:
-    return grad.contiguous(memory_format=torch.channels_last)
-
-
-@contextmanager
-def run_threads(device: str):
-    """Run the body with ``CPU_RUN_THREADS`` torch threads on CPU; restore them after."""
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(CPU_RUN_THREADS)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _autocast(cfg: RunConfig):
@@ -220,14 +97,12 @@ class Training:
     memory_format: torch.memory_format
     params: int
     flops_per_image: int
-    graphed: GraphedSteps | None = None  # CUDA runs whose steps replay a captured graph
+    policy: object  # bench.fast.Speedups or PlainPolicy
+    graphed: object | None = None  # steps that replay a captured CUDA graph (bench.fast.cuda_graph)
 
     def batch(self, data: PreparedData, split: Split, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The normalized images and labels at ``index``, in the run's memory format.
-
-        ``index_select``, not ``images[index]``: the same bytes, but advanced indexing's
-        generic gather took 57 us for 64 MNIST images against 8 us (one thread, CPU).
-        """
+        """The normalized images and labels at ``index``, in the run's memory format."""
+        # index_select, not images[index]: the same bytes without advanced indexing's generic gather.
         x = data.normalize(split.images.index_select(0, index)).contiguous(memory_format=self.memory_format)
         return x, split.labels.index_select(0, index)
 
@@ -243,10 +118,7 @@ class Training:
 
     def train_batch(self, data: PreparedData, split: Split, index: torch.Tensor,
                     loss_sum: torch.Tensor, hits: torch.Tensor) -> None:
-        """One step on the batch at ``index``, adding its loss and hits to the two sums.
-
-        The same code runs eagerly and under CUDA-graph capture (``bench.cuda_graph``).
-        """
+        """One step on the batch at ``index``, adding its loss and hits to the two sums."""
         x, y = self.batch(data, split, index)
         loss, logits = self.step(x, y)
         # float64 before scaling, so the sum equals summing loss.item() * batch exactly
@@ -262,25 +134,21 @@ class Training:
         if self.graphed is not None:
             loss_sum, hits = self.graphed.run([self.train_batch], data, order.unsqueeze(0))
             return loss_sum[0], hits[0]
-        device = order.device
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        hits = torch.zeros((), dtype=torch.int64, device=device)
-        batch_size = self.cfg.batch_size
-        for start in range(0, len(order), batch_size):
-            self.train_batch(data, data.train, order[start:start + batch_size], loss_sum, hits)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=order.device)
+        hits = torch.zeros((), dtype=torch.int64, device=order.device)
+        for start in range(0, len(order), self.cfg.batch_size):
+            self.train_batch(data, data.train, order[start:start + self.cfg.batch_size], loss_sum, hits)
         return loss_sum, hits
 
     @property
     def step_mode(self) -> str:
-        """How full batches step: ``cuda-graph`` (captured and replayed) or ``eager``."""
-        return CAPTURED if self.graphed is not None else EAGER
+        """How full batches step: ``eager``, or how ``graphed`` steps them."""
+        return self.graphed.step_mode if self.graphed is not None else EAGER
 
 
-def build_training(cfg: RunConfig, data: PreparedData, *, own_graph: bool = True) -> Training:
-    """Seed, build the model on the device in its memory format, and make its optimizer.
-
-    ``own_graph=False``: no CUDA graph of its own (a seed group captures its steps instead).
-    """
+def build_training(cfg: RunConfig, data: PreparedData) -> Training:
+    """Seed, build the model on the device in its memory format, and make its optimizer."""
+    policy = speedups(cfg)
     device = torch.device(cfg.device)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
@@ -291,25 +159,15 @@ def build_training(cfg: RunConfig, data: PreparedData, *, own_graph: bool = True
         in_channels=data.in_channels, num_classes=len(data.classes), image_size=data.image_size
     )
     params, flops = arch_cost(cfg.arch, data.in_channels, len(data.classes), data.image_size)
-    memory_format = choose_memory_format(cfg, model)
+    memory_format = policy.memory_format(model)
     model = model.to(device=device, memory_format=memory_format)
-    if memory_format == torch.channels_last and not cfg.compile:  # compiled code picks its own layouts
-        keep_gradients_channels_last(model)
-        if device.type == "cpu":
-            from .max_pool import use_channels_last_max_pool  # numba: imported only where used
-
-            use_channels_last_max_pool(model)
-    if device.type == "cuda" and not cfg.compile:  # compiled code writes its own backward
-        use_broadcast_avg_pool(model)
-    optimizer = make_optimizer(cfg, model.parameters())
-    training = Training(
+    policy.prepare(model, memory_format)
+    optimizer = make_optimizer(cfg, model.parameters(), policy.optimizer_options)
+    return Training(
         cfg=cfg, model=model, forward=torch.compile(model) if cfg.compile else model,
         optimizer=optimizer, scheduler=make_scheduler(cfg, optimizer), memory_format=memory_format,
-        params=params, flops_per_image=flops,
+        params=params, flops_per_image=flops, policy=policy, graphed=policy.graph([optimizer]),
     )
-    if own_graph and graph_refusal(cfg) is None:
-        training.graphed = GraphedSteps([optimizer], cfg.batch_size, device)
-    return training
 
 
 def train_run(
@@ -332,8 +190,8 @@ def train_run(
 class RunLoop:
     """One run's epochs around its steps: order, evaluation, records, best weights, checkpoints.
 
-    ``train_run`` drives one loop with the run's own steps; ``bench.seed_group`` drives
-    several whose steps share one CUDA graph.  Per epoch: ``next_order()``, train on it,
+    ``train_run`` drives one loop with the run's own steps; ``bench.fast.seed_group`` drives
+    several whose steps run together.  Per epoch: ``next_order()``, train on it,
     ``epoch_done(...)``; ``outcome`` is set once the run has finished or diverged.
     """
 
@@ -342,7 +200,6 @@ class RunLoop:
                  seed_group: int = 1, step_mode: str | None = None) -> None:
         self.training, self.data, self.started = training, data, started
         self.on_epoch, self.checkpoint = on_epoch, checkpoint
-        # In a seed group the group steps the run (bench.seed_group), not its own Training.
         self.seed_group, self.step_mode = seed_group, step_mode or training.step_mode
         self.cfg = training.cfg
         self.generator = data_order_generator(self.cfg.seed)
@@ -352,7 +209,6 @@ class RunLoop:
         self.best_epoch = 0
         self.lr = math.nan
         self.outcome: TrainOutcome | None = None
-        # --checkpoint-every (see checkpoint.py): resume after the saved epoch, save at epoch ends.
         resumed = (checkpoint.restore(training.model, training.optimizer, training.scheduler, self.generator)
                    if checkpoint else None)
         if resumed is not None:
@@ -375,7 +231,7 @@ class RunLoop:
         if training.scheduler is not None:
             training.scheduler.step()
         t1 = time.perf_counter()
-        val = evaluate(training.model, data.val, data, cfg, training.memory_format) if data.val is not None else None
+        val = evaluate(training, data, data.val) if data.val is not None else None
         synchronize(cfg.device)
         record = {
             "epoch": epoch,
@@ -394,7 +250,7 @@ class RunLoop:
 
         if not (math.isfinite(record["train_loss"]) and (val is None or math.isfinite(val.loss))):
             self.outcome = TrainOutcome(
-                status="diverged", epochs=self.records, diverged_epoch=epoch,
+                status=STATUS_DIVERGED, epochs=self.records, diverged_epoch=epoch,
                 total_seconds=time.perf_counter() - self.started, **self._describe(),
             )
             return
@@ -412,8 +268,9 @@ class RunLoop:
 
     def _describe(self) -> dict:
         training = self.training
-        return {"memory_format": _format_name(training.memory_format), "step_mode": self.step_mode,
-                "seed_group": self.seed_group, "params": training.params, "flops_per_image": training.flops_per_image}
+        layout = "channels_last" if training.memory_format == torch.channels_last else "contiguous"
+        return {"memory_format": layout, "step_mode": self.step_mode, "seed_group": self.seed_group,
+                "params": training.params, "flops_per_image": training.flops_per_image}
 
     def _tested(self) -> TrainOutcome:
         """Test the chosen weights (best on validation, or the last) and describe the run."""
@@ -422,9 +279,9 @@ class RunLoop:
         if self.best_state is not None:
             model.load_state_dict(self.best_state)
             tested, best_epoch = "best-val", self.best_epoch
-        test = evaluate(model, data.test, data, self.cfg, self.training.memory_format, keep_probabilities=True)
+        test = evaluate(self.training, data, data.test, keep_probabilities=True)
         return TrainOutcome(
-            status="ok",
+            status=STATUS_OK,
             epochs=self.records,
             total_seconds=time.perf_counter() - self.started,
             tested_weights=tested,
@@ -438,20 +295,19 @@ class RunLoop:
 
 
 @torch.inference_mode()
-def evaluate(
-    model: nn.Module, split: Split, data: PreparedData, cfg: RunConfig,
-    memory_format: torch.memory_format = torch.contiguous_format, *, keep_probabilities: bool = False,
-) -> EvalResult:
-    """Loss, accuracy and confusion matrix of ``model`` on ``split`` (eval mode)."""
+def evaluate(training: Training, data: PreparedData, split: Split, *,
+             keep_probabilities: bool = False) -> EvalResult:
+    """Loss, accuracy and confusion matrix of ``training.model`` on ``split`` (eval mode)."""
+    model, cfg = training.model, training.cfg
     was_training = model.training
     model.eval()
     num_classes = len(data.classes)
     loss_sum = torch.zeros((), dtype=torch.float64, device=split.images.device)
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=split.images.device)
     kept = []
-    size = eval_batch_size(split.images.device)
+    size = training.policy.eval_batch
     for start in range(0, len(split), size):
-        x = data.normalize(split.images[start:start + size]).contiguous(memory_format=memory_format)
+        x = data.normalize(split.images[start:start + size]).contiguous(memory_format=training.memory_format)
         y = split.labels[start:start + size]
         with _autocast(cfg):
             logits = model(x)
@@ -486,7 +342,3 @@ def most_confident_errors(test: EvalResult, split: Split, k: int = MISCLASSIFIED
         "predicted": predicted[index],
         "confidence": confidence[index],
     }
-
-
-def _format_name(fmt: torch.memory_format) -> str:
-    return "channels_last" if fmt == torch.channels_last else "contiguous"

@@ -12,9 +12,9 @@ import torch
 
 from architectures import list_models
 from bench.config import RunConfig
-from bench.datasets import DataSearch, Split, load_dataset
+from bench.datasets import DataSearch, Split, load_dataset, prepare_data
 from bench.devices import synchronize
-from bench.train import build_training, eval_batch_size, evaluate, prepare_data, run_threads
+from bench.train import build_training, evaluate
 
 BATCH = 64
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -42,7 +42,7 @@ def test_train_step(benchmark, arch, data):
         training.step(x, y)
         synchronize(cfg.device)
 
-    with run_threads(cfg.device):  # the thread count a run trains with (one on CPU)
+    with training.policy.threads():  # the thread count a run trains with (one on CPU)
         benchmark.pedantic(step, warmup_rounds=3, rounds=30, iterations=1)
 
 
@@ -50,11 +50,9 @@ def test_train_step(benchmark, arch, data):
 def test_eval_batch(benchmark, arch, data):
     cfg, training = _training(arch, data)
     # One full evaluation batch (digits' test split repeated up to the device's batch size).
-    size = eval_batch_size(cfg.device)
+    size = training.policy.eval_batch
     repeats = -(-size // len(data.test))
     batch = Split(data.test.images.repeat(repeats, 1, 1, 1)[:size], data.test.labels.repeat(repeats)[:size])
-    with run_threads(cfg.device):
-        result = benchmark.pedantic(
-            evaluate, args=(training.model, batch, data, cfg, training.memory_format),
-            warmup_rounds=1, rounds=10, iterations=1)
+    with training.policy.threads():
+        result = benchmark.pedantic(evaluate, args=(training, data, batch), warmup_rounds=1, rounds=10, iterations=1)
     assert 0.0 <= result.accuracy <= 1.0

@@ -8,12 +8,14 @@ found through $CNNBENCH_DATA or the checkout's ``../shared/data``.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
@@ -48,6 +50,27 @@ def run_cli(*args: str) -> int:
     return main(list(args))
 
 
+def cli_env(cache: Path | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a ``python -m bench`` subprocess: this checkout, no downloads."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CNNBENCH_NO_DOWNLOAD="1", **extra)
+    if cache is not None:
+        env["XDG_CACHE_HOME"] = str(cache)
+    return env
+
+
+def start_cli(*args: str, cache: Path | None = None, **extra: str) -> subprocess.Popen:
+    """Start ``python -m bench ARGS`` in a subprocess (text pipes for stdout and stderr)."""
+    return subprocess.Popen([PYTHON, "-m", "bench", *args], cwd=ROOT, env=cli_env(cache, **extra),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def run_cli_process(*args: str, cache: Path | None = None, timeout: float = 300,
+                    **extra: str) -> subprocess.CompletedProcess:
+    """Run ``python -m bench ARGS`` in a subprocess to the end; its status and output."""
+    return subprocess.run([PYTHON, "-m", "bench", *args], cwd=ROOT, env=cli_env(cache, **extra),
+                          capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory) -> Path:
     """A small finished grid on the embedded digits: 2 architectures x 2 seeds x 2 epochs.
@@ -64,6 +87,3 @@ def digits_run(tmp_path_factory) -> Path:
         mp.undo()
     assert status == 0
     return out
-
-
-PYTHON = sys.executable

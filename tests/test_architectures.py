@@ -21,7 +21,7 @@ from architectures import (
     unregister_model,
 )
 from architectures._shapes import feature_shape
-from tests.conftest import run_cli
+from conftest import run_cli
 
 ALL = list_models()
 ABLATION = [f"ablate-{c}-{d}" for c, d in itertools.product(("std", "dil"), ("max", "avg", "stride"))]
@@ -73,26 +73,6 @@ def test_channels_last_matches_contiguous(name):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 
-def _relu_before_maxpool(model: nn.Module) -> nn.Module:
-    """``model`` with every max-pool -> ReLU pair put back in the textbook order."""
-    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
-        layers = list(seq)
-        for i in range(len(layers) - 1):
-            if isinstance(layers[i], nn.MaxPool2d) and isinstance(layers[i + 1], nn.ReLU):
-                seq[i], seq[i + 1] = layers[i + 1], layers[i]
-    return model
-
-
-def test_every_max_pool_runs_before_its_relu():
-    """The fast order is used wherever a max-pool follows a ReLU (the exactness test below
-    would otherwise compare a network with itself)."""
-    for name in ALL:
-        for seq in [m for m in _build(name).modules() if isinstance(m, nn.Sequential)]:
-            layers = list(seq)
-            for before, after in zip(layers, layers[1:]):
-                assert not (isinstance(before, nn.ReLU) and isinstance(after, nn.MaxPool2d)), name
-
-
 def _tied_batch(n: int = 8) -> torch.Tensor:
     """Blocky images: constant 4x4 patches (like MNIST's flat background) make many pooling
     windows hold equal maxima, positive and negative, where the two orders could differ."""
@@ -102,10 +82,18 @@ def _tied_batch(n: int = 8) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_maxpool_before_relu_is_bit_identical(name):
-    """``relu_maxpool`` runs max-pool before ReLU for speed: same logits, same gradients."""
+def test_pool_before_relu_rewrite_is_bit_identical(name):
+    """bench.fast runs max-pool before ReLU where a network writes ReLU then max-pool: the
+    same logits and the same gradients, bit for bit (networks with no such pair compare
+    with themselves, which the rewrite count says)."""
+    from bench.fast.relu_order import pool_before_relu
+
+    textbook = _build(name).train()
     fast = _build(name).train()
-    textbook = _relu_before_maxpool(_build(name).train())
+    swapped = pool_before_relu(fast)
+    has_pair = any(isinstance(a, nn.ReLU) and isinstance(b, nn.MaxPool2d)
+                   for seq in textbook.modules() if isinstance(seq, nn.Sequential) for a, b in zip(seq, seq[1:]))
+    assert (swapped > 0) == has_pair
     x = _tied_batch()
     grads = []
     for model in (fast, textbook):
@@ -128,16 +116,13 @@ def test_metadata_is_complete(name):
     assert spec.tags, "every network carries at least one tag"
 
 
-def test_only_the_ablation_family_is_default():
-    assert resolve("tag:default") == sorted(ABLATION)
-    assert resolve("tag:ablation") == sorted(ABLATION)
-
-
-def test_tutorial_networks_are_seed():
-    seeds = {"lenet", "lenet5", "lenet-12", "convnet", "dilated", "bn-convnet", "digitnet",
-             "examples-net", "stride-net", "bottleneck-net", "fullconv", "vgg-small", "vgg-small-bn"}
-    assert set(resolve("tag:seed")) == seeds
-    assert set(ALL) == seeds | set(ABLATION)
+@pytest.mark.parametrize("name", ALL)
+def test_default_means_a_complete_factorial_cell(name):
+    """``make bench`` runs the networks tagged default: each must be a cell of the factorial
+    ablation design (factor levels declared), so the default report can estimate effects."""
+    spec = get_spec(name)
+    if "default" in spec.tags:
+        assert spec.factors and "ablation" in spec.tags
 
 
 # -- hand-computed parameter counts -----------------------------------------------------
@@ -201,7 +186,7 @@ def test_ablation_factors_metadata(name):
 
 def _downsamplers(model: nn.Module) -> list[nn.Module]:
     """The downsampling operator of each stage: the non-ReLU of the two layers after its conv
-    (max-pool runs before its ReLU, see ``relu_maxpool``; avg-pool and strided conv after)."""
+    (each follows its stage's ReLU)."""
     stages = (model.features[1:3], model.features[4:6])
     return [next(m for m in pair if not isinstance(m, nn.ReLU)) for pair in stages]
 
@@ -295,8 +280,8 @@ def test_unknown_glob_and_tag_list_known_ones():
         resolve("resnet*")
     with pytest.raises(UnknownArchitectureError) as exc:
         resolve("tag:nope")
-    assert str(exc.value) == ("no architecture has tag 'nope'; known tags: "
-                              "ablation, baseline, batchnorm, default, dropout, seed")
+    known = sorted({t for name in ALL for t in get_spec(name).tags})
+    assert str(exc.value) == f"no architecture has tag 'nope'; known tags: {', '.join(known)}"
     with pytest.raises(UnknownArchitectureError, match="unknown architecture 'nope'"):
         resolve("lenet,nope")  # one bad item fails the whole selector
 
@@ -313,18 +298,38 @@ def test_resolve_names_globs_tags_and_lists():
         resolve(" , ")
 
 
-def test_digest_follows_module_source(tmp_path, monkeypatch):
-    """Editing a network's module changes its digest (and so invalidates cached runs)."""
-    path = tmp_path / "zz_digest_family.py"
-    source = (
-        "from torch import nn\n"
-        "from architectures import register_model\n"
-        "@register_model('zz-digest', family='test', description='throw-away')\n"
-        "def zz(in_channels=1, num_classes=10, image_size=28):\n"
-        "    return nn.Flatten()\n"
-    )
+ZZ_SOURCE = '''"""A throw-away family."""
+from torch import nn
+from architectures import register_model
 
-    def load() -> str:
+
+# builds the smallest network there is
+@register_model("zz-digest", family="test", description="throw-away")
+def zz(in_channels=1, num_classes=10, image_size=28):
+    """Flatten only."""
+    return nn.Flatten()
+'''
+PROSE_EDITS = {
+    "comment": ("# builds the smallest", "# builds the tiniest"),
+    "docstring": ('"""Flatten only."""', '"""Flatten, and nothing else."""'),
+    "module docstring": ('"""A throw-away family."""', '"""A family to throw away."""'),
+    "description": ('description="throw-away"', 'description="thrown away"'),
+    "blank lines": ("\n\n\n# builds", "\n# builds"),
+}
+CODE_EDITS = {
+    "an argument": ("nn.Flatten()", "nn.Flatten(1)"),
+    "a layer": ("return nn.Flatten()", "return nn.Sequential(nn.Flatten())"),
+}
+
+
+@pytest.fixture
+def zz_digest(tmp_path, monkeypatch):
+    """The digest of ZZ_SOURCE after an edit, loaded as a user module would be."""
+    path = tmp_path / "zz_digest_family.py"
+
+    def digest(old: str = "", new: str = "") -> str:
+        assert old in ZZ_SOURCE
+        path.write_text(ZZ_SOURCE.replace(old, new))
         unregister_model("zz-digest")
         spec = importlib.util.spec_from_file_location("zz_digest_family", path)
         module = importlib.util.module_from_spec(spec)
@@ -332,26 +337,65 @@ def test_digest_follows_module_source(tmp_path, monkeypatch):
         spec.loader.exec_module(module)
         return get_spec("zz-digest").digest
 
-    try:
-        path.write_text(source)
-        first = load()
-        assert load() == first  # same source, same digest
-        path.write_text(source.replace("nn.Flatten()", "nn.Flatten(1)"))
-        assert load() != first
-    finally:
-        unregister_model("zz-digest")
+    yield digest
+    unregister_model("zz-digest")
+
+
+@pytest.mark.parametrize("edit", PROSE_EDITS)
+def test_editing_prose_keeps_the_digest(edit, zz_digest):
+    """A network's identity is its code: comments, docstrings and metadata are not."""
+    first = zz_digest()
     assert re.fullmatch(r"[0-9a-f]{16}", first)
+    assert zz_digest(*PROSE_EDITS[edit]) == first
+
+
+@pytest.mark.parametrize("edit", CODE_EDITS)
+def test_editing_code_changes_the_digest(edit, zz_digest):
+    assert zz_digest(*CODE_EDITS[edit]) != zz_digest()
+
+
+def _digests_with(monkeypatch, module_name: str, old: str, new: str) -> dict[str, str]:
+    """Every network's digest computed afresh as if ``module_name``'s source had ``old`` -> ``new``."""
+    import inspect
+
+    import architectures.registry as registry
+
+    real = inspect.getsource
+
+    def edited(obj):
+        source = real(obj)
+        if getattr(obj, "__name__", "") == module_name:
+            assert old in source
+            return source.replace(old, new)
+        return source
+
+    monkeypatch.setattr(registry.inspect, "getsource", edited)
+    try:
+        return {name: type(get_spec(name)).digest.func(get_spec(name)) for name in ALL}
+    finally:
+        monkeypatch.undo()
+
+
+def test_editing_a_shared_helper_changes_exactly_the_networks_built_from_it(monkeypatch):
+    before = {name: get_spec(name).digest for name in ALL}
+    users = {name for name in ALL
+             if "architectures._blocks" in {m.__name__ for m in _helper_modules_of(name)}}
+    assert users and users != set(ALL)  # fullconv builds without _blocks
+    assert _digests_with(monkeypatch, "architectures._blocks", "from ._shapes", "# a comment\nfrom ._shapes") == before
+    after = _digests_with(monkeypatch, "architectures._blocks", "layers.append(nn.Linear(width, num_classes))",
+                          "layers.append(nn.Linear(width, num_classes, bias=True))")
+    assert {name for name in ALL if after[name] != before[name]} == users
+
+
+def _helper_modules_of(name: str):
+    from architectures.registry import helper_modules
+
+    return helper_modules(sys.modules[get_spec(name).builder.__module__])
 
 
 def test_digest_covers_the_shared_helpers():
     """A family's classifier comes from ``_blocks``: editing it must change the digest too."""
-    from architectures.registry import _helper_modules
-
-    module = sys.modules[get_spec("lenet").builder.__module__]
-    assert [m.__name__ for m in _helper_modules(module)] == [
-        "architectures._blocks",
-        "architectures._shapes",
-    ]
+    assert [m.__name__ for m in _helper_modules_of("lenet")] == ["architectures._blocks", "architectures._shapes"]
 
 
 # -- python -m bench list ---------------------------------------------------------------

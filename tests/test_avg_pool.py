@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.avg_pool import BroadcastAvgPool2x2, _AvgPool2x2, use_broadcast_avg_pool
+from bench.fast.avg_pool import AvgPool2x2, BroadcastAvgPool2x2, use_broadcast_avg_pool
 from bench.config import RunConfig
 from bench.datasets import DataSearch, load_dataset
-from bench.train import build_training, prepare_data
+from bench.datasets import prepare_data
+from bench.train import build_training
 
 # Gradients full of signed zeros, infinities and NaN: aten's 0 + g / 4 turns -0.0 into +0.0.
 NASTY = torch.tensor([-float("inf"), -1.0, -0.0, 0.0, 1e-45, 3.0, float("inf"), float("nan")])
@@ -27,7 +28,7 @@ def bits(t: torch.Tensor) -> torch.Tensor:
 
 def both_gradients(x: torch.Tensor, grad: torch.Tensor):
     ours_x, aten_x = x.clone().requires_grad_(), x.clone().requires_grad_()
-    ours, aten = _AvgPool2x2.apply(ours_x), F.avg_pool2d(aten_x, 2)
+    ours, aten = AvgPool2x2.apply(ours_x), F.avg_pool2d(aten_x, 2)
     assert torch.equal(bits(ours), bits(aten))
     ours.backward(grad)
     aten.backward(grad)

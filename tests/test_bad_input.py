@@ -12,8 +12,6 @@ import errno
 import gzip
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,7 @@ from PIL import Image
 import bench.storage
 from bench.errors import BenchError
 from bench.storage import leftover_temporaries, read_tables
-from conftest import ROOT, run_cli
+from conftest import run_cli, run_cli_process
 
 GRID = ["--archs", "lenet", "--dataset", "digits", "--seed-list", "0", "--epochs", "1", "--workers", "1",
         "--no-report"]
@@ -316,7 +314,6 @@ def test_no_traceback_from_the_real_command_line(results, tmp_path):
         (folder / name).write_bytes(data)
     (results / "runs.csv").write_bytes(b"\x00garbage\n1,2,3\n")
     before = snapshot(results)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), CNNBENCH_NO_DOWNLOAD="1")
     commands = [
         [*GRID, "--archs", "nosuchnet", "--out", str(results)],
         [a if a != "digits" else "mnist" for a in GRID] + ["--data-dir", str(tmp_path / "data"),
@@ -324,8 +321,7 @@ def test_no_traceback_from_the_real_command_line(results, tmp_path):
         ["predict", str(results), "--arch", "lenet", str(tmp_path / "none.png")],
     ]
     for args in commands:
-        done = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=120)
+        done = run_cli_process(*args)
         assert done.returncode == 2, done.stderr
         assert "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith("error: "), done.stderr

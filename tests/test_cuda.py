@@ -6,14 +6,15 @@ import torch
 from conftest import run_cli
 from test_avg_pool import NASTY, bits
 
-from bench.avg_pool import BroadcastAvgPool2x2
+from bench.fast.avg_pool import BroadcastAvgPool2x2
 from bench.config import RunConfig
-from bench.cuda_graph import ENV_SWITCH, WARMUP_STEPS
+from bench.fast.cuda_graph import ENV_SWITCH, WARMUP_STEPS
 from bench.datasets import load_dataset
 from bench.determinism import deterministic_mode
-from bench.seed_group import train_group
+from bench.fast.seed_group import train_group
 from bench.seeding import data_order_generator
-from bench.train import build_training, prepare_data, train_run
+from bench.datasets import prepare_data
+from bench.train import build_training, train_run
 
 pytestmark = [
     pytest.mark.cuda,
@@ -170,7 +171,7 @@ def test_the_broadcast_avg_pool_backward_is_atens_cuda_kernel_bit_for_bit():
                  nasty[torch.randint(len(nasty), (64, 16, 14, 14), device="cuda", generator=generator)]):
         ours_x, aten_x = x.clone().requires_grad_(), x.clone().requires_grad_()
         ours, aten = BroadcastAvgPool2x2()(ours_x), torch.nn.functional.avg_pool2d(aten_x, 2)
-        assert type(ours.grad_fn).__name__ == "_AvgPool2x2Backward"  # its path, not aten's
+        assert type(ours.grad_fn).__name__ == "AvgPool2x2Backward"  # its path, not aten's
         ours.backward(grad)
         aten.backward(grad)
         assert torch.equal(bits(ours), bits(aten))

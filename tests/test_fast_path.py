@@ -20,10 +20,12 @@ import torch.nn.functional as F
 
 from architectures import build_model
 from bench.config import RunConfig
-from bench.cuda_graph import ENV_SWITCH, graph_refusal
+from bench.fast.cuda_graph import ENV_SWITCH, graph_refusal
 from bench.datasets import DataSearch, load_dataset
 from bench.seeding import data_order_generator
-from bench.train import build_training, choose_memory_format, prepare_data, train_run
+from bench.datasets import prepare_data
+from bench.fast.memory_format import choose_memory_format
+from bench.train import build_training, train_run
 
 ARCHS = ["lenet-12", "convnet", "dilated", "bn-convnet"]  # max-pool, avg-pool, dilated, BatchNorm
 
@@ -130,13 +132,14 @@ def test_fused_and_foreach_adam_differ_only_in_the_last_bits(digits):
 
 
 def test_optimizers_are_fused_where_torch_has_a_fused_kernel():
+    from bench.fast import speedups
     from bench.train import make_optimizer
 
     params = [torch.nn.Parameter(torch.zeros(3))]
     for optimizer, impl, fused in (("adam", "fused", True), ("sgd", "fused", True),
                                    ("adadelta", "fused", False), ("adam", "foreach", False)):
         cfg = RunConfig(arch="lenet", dataset="digits", optimizer=optimizer, optimizer_impl=impl)
-        group = make_optimizer(cfg, params).param_groups[0]
+        group = make_optimizer(cfg, params, speedups(cfg).optimizer_options).param_groups[0]
         assert bool(group.get("fused")) is fused, (optimizer, impl)
         assert bool(group.get("foreach")) is not fused, (optimizer, impl)
 

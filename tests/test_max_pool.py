@@ -8,8 +8,9 @@ from torch import nn
 
 from bench.config import RunConfig
 from bench.datasets import DataSearch, load_dataset
-from bench.max_pool import ChannelsLastMaxPool2x2, use_channels_last_max_pool
-from bench.train import build_training, prepare_data
+from bench.fast.max_pool import ChannelsLastMaxPool2x2, use_channels_last_max_pool
+from bench.datasets import prepare_data
+from bench.train import build_training
 
 # Values that make ties, NaN winners, all -inf windows and signed-zero gradients common.
 NASTY = torch.tensor([-float("inf"), -1.0, -0.0, 0.0, 1.0, float("inf"), float("nan")])

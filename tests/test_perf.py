@@ -11,18 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.cli import main
 from bench.datasets import DataSearch
 from bench.datasets.mnist import DIGIT_CLASSES, load_idx_folder
 from bench.errors import BenchError
-from bench.perf import PerfTiming, perf_table
 from bench.perf.machine import MachineTrainers
 from bench.perf.recipe import torchvision_root, write_idx
-from bench.perf.table import GEOMEAN_ROW
-
-
-def run_cli(*args: str) -> int:
-    return main(list(args))
+from bench.perf.table import GEOMEAN_ROW, PerfTiming, perf_table
+from conftest import run_cli
 
 
 def test_table_is_computed_from_the_timings():

@@ -7,7 +7,6 @@ import json
 import math
 import re
 import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -17,7 +16,7 @@ from scipy import stats as sps
 from bench.report import render_report
 from synthetic_store import factorial_specs, registered, write_store
 
-from conftest import PYTHON, ROOT, run_cli
+from conftest import run_cli, run_cli_process
 
 DATE = re.compile(r'<span class="rendered-at">[^<]*</span>')
 
@@ -114,8 +113,7 @@ def test_garbage_runs_csv_is_one_line_and_non_zero(rendered, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(rendered[0], out)
     (out / "runs.csv").write_text("this is,not a\ncnnbench,table\n")
-    proc = subprocess.run([PYTHON, "-m", "bench", "report", str(out)], cwd=ROOT, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+    proc = run_cli_process("report", str(out))
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("error: "), proc.stderr
     assert "runs.csv is not a cnnbench table" in proc.stderr and "Traceback" not in proc.stderr

@@ -8,11 +8,9 @@ between any two invocations and are excluded.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -27,8 +25,9 @@ from bench.checkpoint import CheckpointPlan, Checkpointer
 from bench.config import RunConfig
 from bench.datasets import DataSearch, load_dataset
 from bench.storage import CHECKPOINT_FILE, leftover_temporaries, read_tables
-from bench.train import prepare_data, train_run
-from conftest import ROOT, run_cli
+from bench.datasets import prepare_data
+from bench.train import train_run
+from conftest import run_cli, run_cli_process, start_cli
 
 GRID = ["--archs", "lenet", "--dataset", "digits", "--seed-list", "0,1", "--epochs", "3",
         "--workers", "1", "--no-report"]
@@ -39,15 +38,8 @@ ENV_COLUMNS = {"torch_version", "python_version", "device_name", "cpu_threads", 
                "hostname", "git_commit"}
 
 
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(PYTHONPATH=str(ROOT), CNNBENCH_NO_DOWNLOAD="1", XDG_CACHE_HOME=str(tmp_path / "cache"))
-    return env
-
-
 def start(args: list[str], tmp_path: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bench", *args], cwd=ROOT, env=cli_env(tmp_path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return start_cli(*args, cache=tmp_path / "cache")
 
 
 def records(out: Path) -> list[Path]:
@@ -103,8 +95,7 @@ def test_sigkill_mid_run_then_rerun_reuses_finished_runs_and_resumes_the_checkpo
     assert 1 <= len(finished) < RUNS
     assert list(out.glob(f"runs/*/{CHECKPOINT_FILE}")), "the run in flight left its checkpoint"
 
-    rerun = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, env=cli_env(tmp_path),
-                           capture_output=True, text=True, timeout=300)
+    rerun = run_cli_process(*args, cache=tmp_path / "cache")
     assert rerun.returncode == 0, rerun.stderr
     n = len(finished)
     assert f"reusing {n} finished run(s)" in rerun.stdout
@@ -132,8 +123,7 @@ def test_sigint_keeps_finished_runs_says_how_to_resume_and_exits_130(tmp_path, u
     assert leftover_temporaries(out) == []
     assert len(read_tables(out)["runs.csv"]) == kept  # tables hold what finished, whole
 
-    rerun = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, env=cli_env(tmp_path),
-                           capture_output=True, text=True, timeout=300)
+    rerun = run_cli_process(*args, cache=tmp_path / "cache")
     assert rerun.returncode == 0, rerun.stderr
     assert f"({kept} reused, {RUNS - kept} trained)" in rerun.stdout
     assert_same_tables(out, uninterrupted)

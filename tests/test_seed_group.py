@@ -16,9 +16,10 @@ from bench.datasets import DataSearch, load_dataset
 from bench.errors import BenchError
 from bench.executors import make_executor
 from bench.executors.local import LocalExecutor
-from bench.seed_group import train_group
+from bench.fast.seed_group import train_group
 from bench.tasks import DataRequest, RunTask, SeedGroupTask, execute_unit, pack_seed_groups
-from bench.train import prepare_data, train_run
+from bench.datasets import prepare_data
+from bench.train import train_run
 
 TIMING = ("train_seconds", "eval_seconds", "train_images_per_s")
 

@@ -8,7 +8,8 @@ from architectures import list_models, register_model, unregister_model
 from bench.config import RunConfig
 from bench.datasets import load_dataset
 from bench.flops import arch_cost
-from bench.train import prepare_data, train_run
+from bench.datasets import prepare_data
+from bench.train import train_run
 
 
 @pytest.fixture(scope="module")
@@ -105,22 +106,22 @@ def test_misclassified_are_wrong_and_sorted_by_confidence(digits):
 
 @pytest.mark.parametrize("arch", list_models())
 def test_eval_batch_size_changes_no_prediction_only_rounding(digits, arch, monkeypatch):
-    """Evaluation batches are sized for speed (bench.train.eval_batch_size).  A kernel may
-    block a batch of another size differently, so logits can move in the last bits, but
-    no further: the same predictions, probabilities and loss equal to float32 rounding."""
-    import bench.train as train
+    """Evaluation batches are sized for speed (bench.fast.policy).  A kernel may block a
+    batch of another size differently, so logits can move in the last bits, but no further:
+    the same predictions, probabilities and loss equal to float32 rounding."""
+    import bench.fast.policy as policy
+    from bench.train import build_training, evaluate
 
     cfg = RunConfig(arch=arch, dataset="digits")
-    training = train.build_training(cfg, digits)
+    training = build_training(cfg, digits)
     training.run_steps(digits, torch.arange(128))  # trained a little: BatchNorm's running stats move
     batches: list[int] = []
     training.model.register_forward_pre_hook(lambda _module, args: batches.append(len(args[0])))
     results = {}
     for size in (1000, 37):  # 1,293 images: 1000 + 293, and 34 x 37 + 35
-        monkeypatch.setattr(train, "CPU_EVAL_BATCH", size)
+        monkeypatch.setattr(policy, "CPU_EVAL_BATCH", size)
         batches.clear()
-        results[size] = train.evaluate(training.model, digits.train, digits, cfg, training.memory_format,
-                                       keep_probabilities=True)
+        results[size] = evaluate(training, digits, digits.train, keep_probabilities=True)
         assert max(batches) == size and sum(batches) == len(digits.train)  # the size was really used
     one, many = results[1000], results[37]
     torch.testing.assert_close(many.probabilities, one.probabilities, rtol=1e-5, atol=1e-7)

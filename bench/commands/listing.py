@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
-from rich.table import Table
-
-from architectures import UnknownArchitectureError, get_spec, list_models, resolve
+from typing import TYPE_CHECKING
 
 from ..errors import BenchError
-from ..flops import arch_cost
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 NAME = "list"
 DESCRIPTION = "List the registered architectures: family, tags, parameters, training FLOPs per image."
@@ -22,6 +21,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def architecture_rows(names: list[str]) -> list[dict[str, object]]:
+    from architectures import get_spec
+
+    from ..flops import arch_cost
+
     rows = []
     for name in names:
         spec = get_spec(name)
@@ -34,6 +37,10 @@ def architecture_rows(names: list[str]) -> list[dict[str, object]]:
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
+    from rich.table import Table
+
+    from architectures import UnknownArchitectureError, list_models, resolve
+
     try:
         names = resolve(args.selector) if args.selector else list_models()
     except UnknownArchitectureError as exc:

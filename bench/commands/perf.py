@@ -6,29 +6,18 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
-
-import pandas as pd
-import torch
-from rich.console import Console
-from rich.table import Table
-
-from architectures import UnknownArchitectureError, resolve
+from typing import TYPE_CHECKING
 
 from ..config import DTYPES, MEMORY_FORMATS, RunConfig
 from ..datasets import DATA_ENV, DataSearch, load_dataset
-from ..devices import device_name, resolve_device
 from ..errors import BenchError
-from ..executors.local import default_workers
-from ..perf import DEFAULT_ARCHS, PerfTiming, perf_table
-from ..perf.grid import TEST_BATCH, grid_table, read_grid, sequential_recipe
-from ..perf.machine import MachineTrainers
-from ..perf.native import NativeSession, SeedGroupSession
-from ..perf.recipe import RecipeSession, recipe_loader, torchvision_root
-from ..perf.roof import matmul_flops_per_s
-from ..perf.table import GEOMEAN_ROW
-from ..storage import atomic_write_text
-from ..train import prepare_data, run_threads
+from ..perf import DEFAULT_ARCHS
 from .run import non_negative_int, positive_int
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
 
 NAME = "perf"
 DESCRIPTION = """Measure training speed: the tutorial recipe (torchvision MNIST + ToTensor/Normalize +
@@ -82,6 +71,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def _archs(selector: str) -> list[str]:
+    from architectures import UnknownArchitectureError, resolve
+
     try:
         return resolve(selector)
     except UnknownArchitectureError as exc:
@@ -89,6 +80,17 @@ def _archs(selector: str) -> list[str]:
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
+    import torch
+
+    from ..datasets.prepared import prepare_data
+    from ..devices import device_name, resolve_device
+    from ..executors.local import default_workers
+    from ..perf.machine import MachineTrainers
+    from ..perf.native import NativeSession, SeedGroupSession
+    from ..perf.recipe import RecipeSession, recipe_loader, torchvision_root
+    from ..perf.roof import matmul_flops_per_s
+    from ..perf.table import PerfTiming, perf_table
+
     started = time.perf_counter()
     device = resolve_device(args.device)
     if args.threads:
@@ -186,6 +188,11 @@ def main(args: argparse.Namespace, console: Console) -> int:
 
 def grid_main(args: argparse.Namespace, device: str, console: Console, started: float) -> int:
     """``--grid``: the stored grid's wall time against the sequential recipe's, both measured."""
+    import torch
+
+    from ..perf.grid import TEST_BATCH, grid_table, read_grid, sequential_recipe
+    from ..perf.recipe import recipe_loader, torchvision_root
+
     grid = read_grid(Path(args.grid))
     dataset = load_dataset(grid.dataset, DataSearch.from_cli(args.data_dir, download=False))
     mean, std = dataset.pixel_stats()
@@ -213,6 +220,8 @@ def grid_main(args: argparse.Namespace, device: str, console: Console, started: 
 
 
 def _write_csv(out: Path, table: pd.DataFrame) -> None:
+    from ..storage import atomic_write_text
+
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out, table.to_csv(index=False))
@@ -221,11 +230,18 @@ def _write_csv(out: Path, table: pd.DataFrame) -> None:
 
 
 def _run_threads(device: str) -> int:
-    with run_threads(device):
-        return torch.get_num_threads()
+    import torch
+
+    from ..fast.policy import CPU_RUN_THREADS
+
+    return CPU_RUN_THREADS if device == "cpu" else torch.get_num_threads()
 
 
 def render(table, roof: float) -> Table:
+    from rich.table import Table
+
+    from ..perf.table import GEOMEAN_ROW
+
     per_machine = table["per_machine"].iloc[0] if len(table) else "1 trainer(s) at once"
     out = Table(title=f"training speed, batch {BATCH_SIZE}, Adam (FLOP roof: fp32 matmul "
                       f"{roof / 1e9:,.0f} GFLOP/s); per machine: {per_machine}",

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import numpy as np
-import torch
-from PIL import Image, UnidentifiedImageError
-from rich.console import Console
-
-from architectures import build_model
+from typing import TYPE_CHECKING
 
 from ..errors import BenchError
-from ..storage import load_weights, read_invocation, read_tables
+
+if TYPE_CHECKING:
+    import torch
+    from rich.console import Console
 
 NAME = "predict"
 DESCRIPTION = "Predict the class of image files (PNG/JPEG) with the weights a run was tested with."
@@ -33,6 +30,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def preprocess(path: Path, size: int, mean: float, std: float) -> torch.Tensor:
     """Grayscale, resize, invert light backgrounds, normalize as in training: (1,1,H,W)."""
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(path) as img:
             gray = img.convert("L").resize((size, size), Image.Resampling.BILINEAR)
@@ -48,6 +49,12 @@ def preprocess(path: Path, size: int, mean: float, std: float) -> torch.Tensor:
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
+    import torch
+
+    from architectures import build_model
+
+    from ..storage import load_weights, read_invocation, read_tables
+
     out = Path(args.run_dir)
     runs = read_tables(out)["runs.csv"]
     invocation = read_invocation(out)

@@ -8,22 +8,20 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from rich.console import Console
-
-from architectures import UnknownArchitectureError, get_spec, resolve
+from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_LR, DTYPES, LR_SCHEDULES, MEMORY_FORMATS, OPTIMIZER_IMPLS, OPTIMIZERS, TEST_WEIGHTS, RunConfig
-from ..datasets import AUTO, DATA_ENV, DataSearch, Dataset, dataset_names, load_dataset, resolve_auto
-from ..determinism import prepare_environment
-from ..devices import device_name, resolve_device
-from ..environment import environment, git_commit
+from ..datasets import AUTO, DATA_ENV, DataSearch, dataset_names, load_dataset, resolve_auto
 from ..errors import BenchError
 from ..executors import EXECUTORS, make_executor
-from ..progress import GridProgress
-from ..runner import run_grid
-from ..samples import save_samples
-from ..storage import prepare_output_dir, write_invocation
-from ..tasks import DataRequest, provide_dataset
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..datasets.tensors import Dataset
+
+# Heavy modules (torch, the executors, the report) are imported inside the functions that
+# use them: --help and a mistyped option answer before any of them loads.
 
 NAME = "run"
 DESCRIPTION = """Train every selected architecture on every selected dataset with every seed,
@@ -146,6 +144,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def build_configs(args: argparse.Namespace, datasets: list[str], device: str) -> list[RunConfig]:
+    from architectures import UnknownArchitectureError, resolve
+
     try:
         archs = resolve(args.archs)
     except UnknownArchitectureError as exc:
@@ -220,6 +220,14 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
+    from ..determinism import prepare_environment
+    from ..devices import device_name, resolve_device
+    from ..progress import GridProgress
+    from ..runner import run_grid
+    from ..samples import save_samples
+    from ..storage import prepare_output_dir, write_invocation
+    from ..tasks import DataRequest, provide_dataset
+
     started_at = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     if args.deterministic:
@@ -287,6 +295,10 @@ def main(args: argparse.Namespace, console: Console) -> int:
 def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, out: Path,
                         started_at: datetime, wall_seconds: float) -> dict:
     """What config.json records about this invocation (the report's header reads it)."""
+    from architectures import get_spec
+
+    from ..environment import environment, git_commit
+
     archs = list(dict.fromkeys(c.arch for c in configs))
     stats = {d.name: d.pixel_stats() for d in datasets}
     return {

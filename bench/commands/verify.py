@@ -12,18 +12,18 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-
-import torch
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from ..config import RunConfig
 from ..datasets import DataSearch, load_dataset
-from ..determinism import deterministic_mode, prepare_environment
-from ..devices import resolve_device
 from ..errors import BenchError
-from ..records import STATUS_FAILED, RunRecord
-from ..storage import load_record, load_weights, read_invocation
-from ..train import prepare_data, run_threads, train_run
+from ..schema import STATUS_FAILED
+
+if TYPE_CHECKING:
+    import torch
+    from rich.console import Console
+
+    from ..records import RunRecord
 
 NAME = "verify"
 DESCRIPTION = """Retrain one finished run from its stored config and report whether its metrics
@@ -49,6 +49,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def find_record(out: Path, arch: str, seed: int, dataset: str | None) -> RunRecord:
+    from ..storage import load_record, read_invocation
+
     invocation = read_invocation(out)
     records = [r for r in (load_record(out, run_id) for run_id in invocation.get("run_ids", [])) if r]
     chosen = [r for r in records if r.config.arch == arch and r.config.seed == seed
@@ -90,6 +92,13 @@ def compare(stored: RunRecord, epochs, test_loss: float, test_acc: float, exact:
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
+    from ..datasets.prepared import prepare_data
+    from ..determinism import deterministic_mode, prepare_environment
+    from ..devices import resolve_device
+    from ..fast import speedups
+    from ..storage import read_invocation
+    from ..train import train_run
+
     out = Path(args.run_dir)
     if args.tolerance < 0:
         raise BenchError(f"--tolerance must be >= 0, got {args.tolerance}")
@@ -106,8 +115,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
                   + ("a bit-for-bit match" if exact else f"a match within {args.tolerance}"), soft_wrap=True)
 
     data = prepare_data(dataset, cfg.val_fraction, cfg.device)
-    # The same thread count as every executor uses (CPU reductions' last bits depend on it).
-    with run_threads(cfg.device), deterministic_mode(cfg.deterministic):
+    # The thread count every executor trains with (CPU reductions' last bits depend on it).
+    with speedups(cfg).threads(), deterministic_mode(cfg.deterministic):
         outcome = train_run(cfg, data)
     if outcome.status != stored.status:
         console.print(f"[red]MISMATCH[/]: the run ended {outcome.status}, the stored one {stored.status}")
@@ -139,6 +148,10 @@ def _weights_match(out: Path, stored: RunRecord, new: dict[str, torch.Tensor] | 
     Weights are compared only where a bit-for-bit match is expected: under a tolerance,
     the metrics are the claim, and weight drift has no meaningful common scale.
     """
+    import torch
+
+    from ..storage import load_weights
+
     if new is None or not exact:
         return None
     try:

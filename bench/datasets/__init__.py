@@ -1,23 +1,36 @@
-"""Datasets: registered loaders that return uint8 tensors (see ``tensors.Dataset``)."""
+"""Datasets by name: registered loaders that return uint8 tensors (``tensors.Dataset``).
+
+Importing this package is cheap (no torch): the command line lists dataset names before
+it knows whether it will load any.  The tensor types load on first use.
+"""
 
 from __future__ import annotations
 
-from ..errors import BenchError, DatasetNotFoundError
+from ..errors import DatasetNotFoundError
 from . import digits, mnist  # noqa: F401  (imported for their registrations)
 from .locate import DATA_ENV, DataSearch, cache_dir
 from .registry import DatasetSpec, dataset_names, get_dataset_spec, register_dataset
-from .tensors import Dataset, Split, validation_split
 
 AUTO = "auto"
 AUTO_PREFERENCE = "mnist"
 AUTO_FALLBACK = "digits"
+_LAZY = {"Dataset": "tensors", "Split": "tensors", "validation_split": "tensors",
+         "PreparedData": "prepared", "prepare_data": "prepared"}
 
 
-def load_dataset(name: str, search: DataSearch) -> Dataset:
-    return get_dataset_spec(name).load(search)
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def resolve_auto(search: DataSearch) -> tuple[Dataset, str | None]:
+def load_dataset(name: str, search: DataSearch | None = None):
+    return get_dataset_spec(name).load(search or DataSearch(download=False))
+
+
+def resolve_auto(search: DataSearch):
     """Load MNIST if it can be had, else the embedded digits.
 
     Returns the dataset and, when it fell back, the reason (to be said loudly and
@@ -31,7 +44,7 @@ def resolve_auto(search: DataSearch) -> tuple[Dataset, str | None]:
 
 
 __all__ = [
-    "AUTO", "DATA_ENV", "BenchError", "DataSearch", "Dataset", "DatasetSpec", "Split",
-    "cache_dir", "dataset_names", "get_dataset_spec", "load_dataset", "register_dataset",
+    "AUTO", "DATA_ENV", "DataSearch", "Dataset", "DatasetSpec", "PreparedData", "Split",
+    "cache_dir", "dataset_names", "get_dataset_spec", "load_dataset", "prepare_data", "register_dataset",
     "resolve_auto", "validation_split",
 ]

@@ -5,23 +5,25 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
-
 from .locate import DataSearch
 from .mnist import DIGIT_CLASSES
 from .registry import DatasetSpec, register_dataset
-from .tensors import Dataset, from_numpy
 
 IMAGE_SIZE = 28
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0  # fixed: the test set is part of the dataset, not of a run
 
 
-def load_digits_dataset(_search: DataSearch | None = None) -> Dataset:
+def load_digits_dataset(_search: DataSearch | None = None):
+    # Imported here: registering the dataset must not cost scikit-learn's import.
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from .tensors import from_numpy
+
     bunch = load_digits()
     # Pixel values are 0..16; scale to 0..255 and resize like MNIST's 28x28 frames.
     small = torch.from_numpy(bunch.images.astype(np.float32) * (255.0 / 16.0)).unsqueeze(1)
@@ -41,7 +43,5 @@ def load_digits_dataset(_search: DataSearch | None = None) -> Dataset:
 register_dataset(DatasetSpec(
     name="digits",
     description="scikit-learn's 8x8 digits upscaled to 28x28 (1,437 train / 360 test); embedded",
-    classes=DIGIT_CLASSES,
     load=load_digits_dataset,
-    needs_files=False,
 ))

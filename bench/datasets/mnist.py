@@ -6,10 +6,8 @@ import socket
 from pathlib import Path
 
 from ..errors import DatasetNotFoundError
-from .idx import read_idx
 from .locate import DATA_ENV, IDX_FILES, DataSearch, cache_dir, find_idx_folder, idx_file
 from .registry import DatasetSpec, register_dataset
-from .tensors import Dataset, from_numpy
 
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
 FASHION_CLASSES = (
@@ -19,7 +17,10 @@ FASHION_CLASSES = (
 DOWNLOAD_TIMEOUT_S = 20
 
 
-def load_idx_folder(name: str, classes: tuple[str, ...], folder: Path) -> Dataset:
+def load_idx_folder(name: str, classes: tuple[str, ...], folder: Path):
+    from .idx import read_idx
+    from .tensors import from_numpy  # numpy and torch: only once a dataset is loaded
+
     paths = {key: idx_file(folder, stem) for key, stem in IDX_FILES.items()}
     arrays = {key: read_idx(p, ndim=3 if key.endswith("images") else 1) for key, p in paths.items()}
     return from_numpy(
@@ -33,7 +34,7 @@ def _idx_loader(name: str, classes: tuple[str, ...], tv_name: str, extra_roots: 
     # Accept both the flat layout (<root>/mnist/) and torchvision's (<root>/MNIST/raw/).
     folders = (name, f"{tv_name}/raw")
 
-    def load(search: DataSearch) -> Dataset:
+    def load(search: DataSearch):
         extras = [Path(p) for p in extra_roots]
         folder = find_idx_folder(search, folders, extras)
         if folder is None and search.download:
@@ -70,14 +71,12 @@ def _download(tv_name: str, folders: tuple[str, ...]) -> Path | None:
 register_dataset(DatasetSpec(
     name="mnist",
     description="MNIST handwritten digits, 60k train / 10k test, 28x28",
-    classes=DIGIT_CLASSES,
     load=_idx_loader("mnist", DIGIT_CLASSES, "MNIST"),
 ))
 
 register_dataset(DatasetSpec(
     name="fashion-mnist",
     description="Fashion-MNIST clothing images, 60k train / 10k test, 28x28",
-    classes=FASHION_CLASSES,
     # Debian's dataset-fashion-mnist package installs the four files here.
     load=_idx_loader("fashion-mnist", FASHION_CLASSES, "FashionMNIST",
                      extra_roots=("/usr/share/datasets/fashion-mnist",)),

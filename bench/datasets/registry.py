@@ -7,17 +7,13 @@ from dataclasses import dataclass
 
 from ..errors import BenchError
 from .locate import DataSearch
-from .tensors import Dataset
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
     name: str
     description: str
-    classes: tuple[str, ...]
-    load: Callable[[DataSearch], Dataset]
-    # Whether this dataset needs files (and so can be missing); "digits" never is.
-    needs_files: bool = True
+    load: Callable[[DataSearch], object]  # -> tensors.Dataset
 
 
 _DATASETS: dict[str, DatasetSpec] = {}

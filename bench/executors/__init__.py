@@ -1,27 +1,27 @@
 """Executors run a grid's tasks somewhere and hand back records as runs finish.
 
 ``local`` (this process, or worker processes on this machine) is built in; ``ray`` lives
-in its own module and imports Ray only when chosen.
+in its own module and imports Ray only when chosen.  Importing this package is cheap: the
+executors (and torch) load when one is made.
 """
 
 from __future__ import annotations
 
-from .base import EpochEvent, Executor
-from .local import LocalExecutor
+from ..errors import BenchError
 
 EXECUTORS = ("local", "ray")
 # Command-line flag -> make_executor option, for the options only the ray executor takes.
 RAY_OPTIONS = {"--ray-address": "ray_address", "--gpus-per-run": "gpus_per_run", "--ray-retries": "ray_retries"}
 
 
-def make_executor(name: str, **options) -> Executor:
-    from ..errors import BenchError
-
+def make_executor(name: str, **options):
     device = options.get("device", "cpu")
     if name == "local":
         given = [flag for flag, key in RAY_OPTIONS.items() if options.get(key) is not None]
         if given:
             raise BenchError(f"{', '.join(given)} only used with --executor ray")
+        from .local import LocalExecutor
+
         return LocalExecutor(workers=options.get("workers"), device=device,
                              seeds_together=options.get("seeds_together"))
     if name == "ray":
@@ -33,6 +33,18 @@ def make_executor(name: str, **options) -> Executor:
                            gpus_per_run=options.get("gpus_per_run"), retries=options.get("ray_retries"),
                            num_cpus=options.get("workers"))
     raise BenchError(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}")
+
+
+def __getattr__(name: str):
+    if name == "LocalExecutor":
+        from .local import LocalExecutor
+
+        return LocalExecutor
+    if name in ("Executor", "EpochEvent"):
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["EXECUTORS", "EpochEvent", "Executor", "LocalExecutor", "make_executor"]

@@ -1,9 +1,9 @@
 """The local executor: this process, or ``workers`` processes on this machine.
 
 Small CNNs on a CPU scale better across processes with one thread each than across the
-threads of one process (measured here: 1.3-1.5x on 2 cores), so on CPU the default is
-one worker per core; this process is one of them.  On CUDA each worker is pinned to its
-own GPU.
+threads of one process, so on CPU the default is one worker per core; this process is one
+of them.  On CUDA each worker trains on one GPU (shared round-robin when there are more
+workers than GPUs).
 """
 
 from __future__ import annotations
@@ -21,13 +21,12 @@ import torch
 from ..errors import BenchError
 from ..records import RunRecord
 from ..tasks import RunTask, WorkUnit, execute_unit, pack_seed_groups
-from ..train import CPU_RUN_THREADS
+from ..fast.policy import CPU_RUN_THREADS
 from .base import EpochEvent, Executor
 
 _EVENTS: queue.Queue | None = None  # set in each worker process by _init_worker
-# Runs of one configuration (seeds) a CUDA worker trains at once (bench.seed_group).  On the
-# lent H200, convnet: 8 runs together took 2.37x the time of one (perf --seeds-together 8);
-# before bench/avg_pool.py, 8 runs took 2.7x and 16 runs 5.6x.
+# Runs of one configuration (seeds) a CUDA worker trains at once (bench.fast.seed_group): past
+# 8, a group cost more than proportionally on the GPUs measured (docs/performance.md).
 DEFAULT_SEEDS_TOGETHER = 8
 
 
@@ -80,8 +79,7 @@ class LocalExecutor(Executor):
         # Plain "cuda" with several GPUs: each worker sees one, round-robin (cuda:N: all on N).
         gpus = torch.cuda.device_count() if self.device == "cuda" else 0
         # On CPU this process trains too, as one of the workers: one process fewer holding
-        # torch and the dataset (~0.6-0.9 GB each; a 2-worker MNIST run peaked at 2.25 GB
-        # with three processes), and one fewer to start.  On CUDA only workers train.
+        # torch and the dataset, and one fewer to start.  On CUDA only workers train.
         here = self.device == "cpu"
         spawned = min(self.workers - 1, len(tasks) - 1) if here else min(self.workers, len(tasks))
         for slot in range(spawned):
@@ -95,8 +93,7 @@ class LocalExecutor(Executor):
         # One queue of runs that every trainer - each worker and this process - takes the
         # next run from when it is free.  A run is handed to a worker only as it starts:
         # ProcessPoolExecutor queues submitted calls ahead of its workers, and a run queued
-        # behind a busy worker left this process idle at the end of the grid for up to two
-        # runs (~50 s of a 525 s default grid here).
+        # behind a busy worker would leave this process idle at the end of the grid.
         work = _WorkQueue(tasks)
         first = work.take() if here else None  # this process starts at once; workers import torch first
         done: queue.Queue[Future] = queue.Queue()

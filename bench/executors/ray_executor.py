@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import BenchError
 from ..records import RunRecord, failed_record
-from ..tasks import _DATASETS, RunTask
+from ..tasks import RunTask, provided_dataset
 from .base import EpochEvent, Executor
 
 INSTALL_HINT = "pip install 'cnnbench[ray]'"
@@ -99,8 +99,8 @@ class RayExecutor(Executor):
                 owned = self._connect()
                 remote = ray.remote(_run_on_worker)
                 resources = {"num_cpus": CPUS_PER_RUN, "num_gpus": self.gpus_per_run, "max_retries": self.retries}
-                datasets = {name: ray.put(data) for name, data in _DATASETS.items()
-                            if any(t.config.dataset == name for t in tasks)}
+                loaded = {name: provided_dataset(name) for name in {t.config.dataset for t in tasks}}
+                datasets = {name: ray.put(data) for name, data in loaded.items() if data is not None}
                 for task in tasks:
                     # The ref is boxed in a list so Ray does not resolve it per task: a worker
                     # process fetches a dataset once and keeps it (bench.tasks cache).
@@ -256,7 +256,7 @@ def _run_on_worker(task: RunTask, dataset_box: list, threads: int) -> RunRecord:
     from ..tasks import execute, provide_dataset
 
     torch.set_num_threads(threads)  # Ray gave this task `threads` CPUs
-    if dataset_box and task.config.dataset not in _DATASETS:
+    if dataset_box and provided_dataset(task.config.dataset) is None:
         import ray
 
         provide_dataset(ray.get(dataset_box[0]))

@@ -1,12 +1,9 @@
 """``bench perf``: how fast cnnbench trains, against the tutorial recipe it replaces.
 
 ``recipe`` times torchvision Dataset + DataLoader training, ``native`` times cnnbench's own
-training steps, ``roof`` measures the machine's fp32 matmul FLOP/s, ``table`` turns those
-timings into the comparison table.
+training steps, ``machine`` runs one trainer per core at once, ``roof`` measures the
+machine's fp32 matmul FLOP/s, ``table`` turns those timings into the comparison table, and
+``grid`` times a finished grid against the same runs trained one after another.
 """
 
-from .table import PerfTiming, perf_table
-
 DEFAULT_ARCHS = ("lenet-12", "lenet", "convnet", "dilated", "bn-convnet")
-
-__all__ = ["DEFAULT_ARCHS", "PerfTiming", "perf_table"]

@@ -21,7 +21,7 @@ from ..config import RunConfig
 from ..datasets import DataSearch, load_dataset
 from ..errors import BenchError
 from ..executors.local import die_with_parent
-from ..train import PreparedData, prepare_data
+from ..datasets.prepared import PreparedData, prepare_data
 from .native import NativeSession
 
 # Generous: a block is one epoch at most (under a minute here), and a helper's first job

@@ -12,30 +12,28 @@ import torch
 
 from ..config import RunConfig
 from ..devices import synchronize
-from ..seed_group import GroupSteps
+from ..datasets.prepared import PreparedData
+from ..fast.seed_group import GroupSteps
 from ..seeding import data_order_generator
-from ..train import PreparedData, Training, build_training, run_threads
-
-
-def native_training(cfg: RunConfig, data: PreparedData, *, own_graph: bool = True) -> Training:
-    return build_training(cfg, data, own_graph=own_graph)
+from ..train import build_training
 
 
 class NativeSession:
     """cnnbench's ``Training`` for ``cfg``, timed in blocks of steps (or epochs).
 
-    Every block runs with the thread count a run uses (``run_threads``: one on CPU), as a
-    grid trains; the process's own setting is restored in between.
+    Every block runs with the thread count a run uses (one on CPU), as a grid trains; the
+    process's own setting is restored in between.
     """
 
     def __init__(self, cfg: RunConfig, data: PreparedData, *, own_graph: bool = True) -> None:
         self.cfg, self.data = cfg, data
-        with run_threads(cfg.device):
-            self.training = native_training(cfg, data, own_graph=own_graph)
+        self.training = build_training(cfg, data)
+        if not own_graph:
+            self.training.graphed = None  # a seed group steps it
         self.generator = data_order_generator(cfg.seed)
         self.pending = torch.empty(0, dtype=torch.int64)
 
-    def _order(self, count: int) -> torch.Tensor:
+    def order(self, count: int) -> torch.Tensor:
         """The next ``count`` indices of back-to-back seeded epoch permutations."""
         while len(self.pending) < count:
             self.pending = torch.cat([self.pending, torch.randperm(len(self.data.train), generator=self.generator)])
@@ -43,14 +41,14 @@ class NativeSession:
         return order.to(self.cfg.device)
 
     def warm_up(self, steps: int) -> None:
-        with run_threads(self.cfg.device):
-            self.training.run_steps(self.data, self._order(steps * self.cfg.batch_size))
+        with self.training.policy.threads():
+            self.training.run_steps(self.data, self.order(steps * self.cfg.batch_size))
 
     def block(self, steps: int | None) -> tuple[int, float]:
         """Images and seconds of ``steps`` steps, or of one whole epoch if None."""
         count = len(self.data.train) if steps is None else steps * self.cfg.batch_size
-        order = self._order(count)
-        with run_threads(self.cfg.device):
+        order = self.order(count)
+        with self.training.policy.threads():
             synchronize(self.cfg.device)
             t0 = time.perf_counter()
             loss_sum, _hits = self.training.run_steps(self.data, order)
@@ -76,8 +74,8 @@ class SeedGroupSession:
         self.steps = GroupSteps([s.training for s in self.sessions])
 
     def _run(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        orders = torch.stack([s._order(count) for s in self.sessions])
-        with run_threads(self.cfg.device):
+        orders = torch.stack([s.order(count) for s in self.sessions])
+        with self.sessions[0].training.policy.threads():
             return self.steps.run(self.data, orders)
 
     def warm_up(self, steps: int) -> None:

@@ -13,17 +13,13 @@ from typing import Any
 import pandas as pd
 
 from ..errors import BenchError
-from ..records import STATUS_OK
 from ..samples import load_samples
+from ..schema import CONFUSION, EPOCHS, RUNS, STATUS_OK
 from ..storage import read_invocation, read_tables
 
-RUNS_REQUIRED = ("run_id", "arch", "dataset", "seed", "status")
-# Needed for every run that finished; failed runs may leave them empty.
-RUNS_NUMERIC = ("test_acc", "best_val_acc", "test_loss", "params", "flops_per_image",
-                "mean_epoch_seconds", "train_seconds", "train_images_per_s")
-EPOCHS_REQUIRED = ("run_id", "arch", "dataset", "seed", "epoch", "train_loss", "train_acc",
-                   "val_loss", "val_acc", "train_seconds")
-CONFUSION_REQUIRED = ("run_id", "arch", "dataset", "seed", "true", "predicted", "count")
+# What the report reads of a finished run; failed runs may leave them empty.
+RUNS_NEEDED = ("test_acc", "best_val_acc", "test_loss", "params", "flops_per_image",
+               "mean_epoch_seconds", "train_seconds", "train_images_per_s")
 
 
 @dataclass
@@ -89,9 +85,9 @@ def _numeric(frame: pd.DataFrame, columns: tuple[str, ...], path: Path, rows: pd
 
 
 def validate(tables: dict[str, pd.DataFrame], out: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    runs, epochs, confusion = (tables[n].copy() for n in ("runs.csv", "epochs.csv", "confusion.csv"))
-    runs_path, epochs_path, conf_path = (out / n for n in ("runs.csv", "epochs.csv", "confusion.csv"))
-    _require(runs, RUNS_REQUIRED, runs_path)
+    runs, epochs, confusion = (tables[t.file].copy() for t in (RUNS, EPOCHS, CONFUSION))
+    runs_path, epochs_path, conf_path = (out / t.file for t in (RUNS, EPOCHS, CONFUSION))
+    _require(runs, tuple(RUNS.required), runs_path)
     if runs.empty:
         raise BenchError(f"{runs_path} holds no runs")
     runs["status"] = runs["status"].astype(str)
@@ -100,8 +96,8 @@ def validate(tables: dict[str, pd.DataFrame], out: Path) -> tuple[pd.DataFrame, 
     _numeric(runs, ("seed",), runs_path)
     ok = runs["status"] == STATUS_OK
     if ok.any():
-        _require(runs, RUNS_NUMERIC, runs_path)
-        _numeric(runs, RUNS_NUMERIC, runs_path)
+        _require(runs, RUNS_NEEDED, runs_path)
+        _numeric(runs, tuple(RUNS.numeric([c for c in runs.columns if c != "seed"])), runs_path)
         # test_acc must be present for finished runs; the costs may be NaN (not measured).
         _numeric(runs, ("test_acc",), runs_path, rows=ok)
         if ((runs.loc[ok, "test_acc"] < 0) | (runs.loc[ok, "test_acc"] > 1)).any():
@@ -114,18 +110,18 @@ def validate(tables: dict[str, pd.DataFrame], out: Path) -> tuple[pd.DataFrame, 
 
     ok_ids = set(runs.loc[ok, "run_id"])
     if ok.any():
-        _require(epochs, EPOCHS_REQUIRED, epochs_path)
-        _numeric(epochs, EPOCHS_REQUIRED[3:], epochs_path)
-        _require(confusion, CONFUSION_REQUIRED, conf_path)
-        _numeric(confusion, CONFUSION_REQUIRED[3:], conf_path)
+        _require(epochs, tuple(EPOCHS.required), epochs_path)
+        _numeric(epochs, tuple(EPOCHS.numeric(list(epochs.columns))), epochs_path)
+        _require(confusion, tuple(CONFUSION.required), conf_path)
+        _numeric(confusion, tuple(CONFUSION.numeric(list(confusion.columns))), conf_path)
         epochs = epochs[epochs["run_id"].isin(ok_ids)].reset_index(drop=True)
         confusion = confusion[confusion["run_id"].isin(ok_ids)].reset_index(drop=True)
         for frame in (epochs, confusion):
             frame["arch"] = frame["arch"].astype(str)
             frame["dataset"] = frame["dataset"].astype(str)
     else:
-        epochs = pd.DataFrame(columns=list(EPOCHS_REQUIRED))
-        confusion = pd.DataFrame(columns=list(CONFUSION_REQUIRED))
+        epochs = pd.DataFrame(columns=EPOCHS.names)
+        confusion = pd.DataFrame(columns=CONFUSION.names)
     return runs, epochs, confusion
 
 

@@ -1,11 +1,10 @@
 """A 2x2 / stride-2 max-pool for channels_last CPU tensors, bit for bit aten's, at less traffic.
 
-Why: in one training step of ``lenet-12`` (one thread, batch 64) aten's max-pool was a
-quarter of the time, and memory traffic, not arithmetic, was the cost.  Its forward writes
-an int64 index per output value (1.8 MB for the 64x6x12x12 map, twice the pooled input),
-and its backward first zero-fills the whole 64x6x24x24 input gradient, then scatters into
-it.  Here the forward keeps a one-byte code per output value (which of the four window
-positions won), and the backward writes every input-gradient value once.
+Why: aten's max-pool is memory-bound on these small maps.  Its forward writes an int64 index
+per output value (twice the pooled input's bytes) and its backward first zero-fills the
+whole input gradient, then scatters into it.  Here the forward keeps a one-byte code per
+output value (which of the four window positions won), and the backward writes every
+input-gradient value once.
 
 Bit for bit: the same winner as aten's channels_last kernel (a value wins if it is greater
 than the running max, or NaN; scanned row by row, so the first of equal maxima and the last
@@ -15,9 +14,8 @@ scatter does, ``0.0 + g`` (so a -0.0 gradient becomes +0.0 there too).
 of ties, NaN, infinities and signed zeros, and ``tests/test_fast_path.py`` trains with it
 against a plain eager loop.
 
-Only what the kernels handle takes this path - float32, 4-D, channels_last, on the CPU, more
-than one channel;
-anything else (bf16 autocast, NCHW, CUDA) runs ``nn.MaxPool2d``'s own forward.
+Only float32, 4-D, channels_last maps with more than one channel, on the CPU, take this
+path; anything else (bf16 autocast, NCHW, CUDA) runs ``nn.MaxPool2d``'s own forward.
 """
 
 from __future__ import annotations

@@ -1,19 +1,17 @@
 """Seeds of one configuration trained together: on CUDA, one graph with a branch per run.
 
 A grid's runs of one architecture differ only in their seed.  On a GPU each of these small
-nets leaves most of the chip idle, and processes sharing a GPU take turns (time slices)
-instead of running side by side: 8 processes training convnet together reached 195k
-images/s on the lent H200, one alone 209k.  So the local executor hands a CUDA worker up to
-``--seeds-together`` such runs at once (``bench.tasks.pack_seed_groups``), and their full
-batches step as one captured CUDA graph with one branch per run, each branch on a stream of
-its own (``bench.cuda_graph.GraphedSteps``): the GPU runs the branches side by side.
+nets leaves most of the chip idle, and processes sharing a GPU take turns instead of running
+side by side.  So the local executor hands a CUDA worker up to ``--seeds-together`` such runs
+at once (``bench.tasks.pack_seed_groups``), and their full batches step as one captured CUDA
+graph with one branch per run, each on a stream of its own: the GPU runs them side by side.
 
 A branch is the run's own step - its kernels, data order, weights, optimizer and BatchNorm
-statistics - so every run gives the bits it gives alone (tests/test_cuda.py, and on CPU,
-where the group steps its runs one after another, tests/test_seed_group.py).  Dropout is the
-exception: its masks come from the device's one random generator, which runs stepped together
-would share, so runs with dropout train alone, one after another.  Each record says how many
-runs it was trained with (``seed_group``).
+statistics - so every run gives the bits it gives alone (tests/test_cuda.py; on CPU, where
+the group steps its runs one after another, tests/test_seed_group.py).  Dropout is the
+exception: its masks come from the device's one random generator, which runs stepped
+together would share, so runs with dropout train alone.  Each record says how many runs it
+was trained with (``seed_group``).
 """
 
 from __future__ import annotations
@@ -23,19 +21,13 @@ import time
 import torch
 from torch import nn
 
-from .checkpoint import Checkpointer
-from .config import RunConfig
-from .cuda_graph import CAPTURED, EAGER, GraphedSteps, graph_refusal
-from .devices import synchronize
-from .train import (
-    EpochCallback,
-    PreparedData,
-    RunLoop,
-    Training,
-    TrainOutcome,
-    build_training,
-    train_run,
-)
+from ..checkpoint import Checkpointer
+from ..config import RunConfig
+from ..datasets.prepared import PreparedData
+from ..devices import synchronize
+from ..records import TrainOutcome
+from ..train import EAGER, EpochCallback, RunLoop, Training, build_training, train_run
+from .cuda_graph import CAPTURED, GraphedSteps, graph_refusal
 
 # Every module that draws a random mask while training (torch's dropout family).
 DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout)
@@ -50,7 +42,7 @@ def group_refusal(model: nn.Module) -> str | None:
 
 class GroupSteps:
     """The steps of several runs' epochs at once: one CUDA graph with a branch per run where
-    their steps can be captured (``bench.cuda_graph``), else each run's own steps in turn."""
+    their steps can be captured (``cuda_graph``), else each run's own steps in turn."""
 
     def __init__(self, trainings: list[Training]) -> None:
         self.trainings = trainings
@@ -79,14 +71,17 @@ def train_group(
     checkpoints = checkpoints or [None] * len(cfgs)
     assert len({cfg.replace(seed=0) for cfg in cfgs}) == 1, "a seed group differs only in seed"
     started = time.perf_counter()
-    trainings = [build_training(cfg, data, own_graph=False) for cfg in cfgs]
+    trainings = [build_training(cfg, data) for cfg in cfgs]
     if len(cfgs) == 1 or group_refusal(trainings[0].model) is not None:
         del trainings
         return [train_run(cfg, data, on_epoch, checkpoint) for cfg, checkpoint in zip(cfgs, checkpoints, strict=True)]
+    for training in trainings:
+        training.graphed = None  # the group steps them (its own graph), not each run alone
     steps = GroupSteps(trainings)
-    loops = [RunLoop(training, data, started, on_epoch, checkpoint, seed_group=len(cfgs), step_mode=steps.step_mode)
+    loops = [RunLoop(training, data, started, on_epoch, checkpoint, seed_group=len(trainings),
+                     step_mode=steps.step_mode)
              for training, checkpoint in zip(trainings, checkpoints, strict=True)]
-    device = cfgs[0].device
+    device = trainings[0].cfg.device
     while any(loop.outcome is None for loop in loops):
         synchronize(device)
         t0 = time.perf_counter()

@@ -1,28 +1,25 @@
 """On CUDA, full training batches replay one captured CUDA graph instead of ~100 launches.
 
-These nets are launch-bound on a GPU: a ``lenet-12`` step at batch 64 is about a hundred
-small kernels (gather, normalize, forward, loss, backward, optimizer, running sums), each
-a few microseconds of GPU work behind tens of microseconds of Python and launch overhead.
-So the step of a full batch is captured once as a CUDA graph and replayed: one copy of the
-batch's 64 indices and one graph launch per step.
+These small nets are launch-bound on a GPU: a step is about a hundred tiny kernels, each a
+few microseconds of GPU work behind more of Python and launch overhead.  So the step of a
+full batch is captured once and replayed: one copy of the batch's indices and one launch.
 
 Replay runs the kernels the eager step runs, on the same data, so a run gives the same bits
 either way (``tests/test_cuda.py`` trains runs both ways and compares them).  What that needs:
 
-- **Warm-up.** The first ``WARMUP_STEPS`` full batches of a run step eagerly, on a side
-  stream as torch's CUDA-graph notes ask, so that the optimizer's state exists and the
-  libraries have set up their workspaces before anything is captured.
-- **A fused optimizer** (``adam``, ``sgd``; cnnbench's default): its step reads only device
-  tensors.  Adam's ``capturable`` flag, which capture insists on, is set for the capture
-  alone: the fused kernel ignores it (its bias correction is already on the device).  The
-  foreach implementations compute differently when capturable, so those runs step eagerly.
+- **Warm-up.** The first ``WARMUP_STEPS`` full batches step eagerly, on a side stream as
+  torch's CUDA-graph notes ask, so the optimizer's state exists and the libraries have set
+  up their workspaces before anything is captured.
+- **A fused optimizer** (``adam``, ``sgd``): its step reads only device tensors.  Adam's
+  ``capturable`` flag, which capture insists on, is set for the capture alone: the fused
+  kernel ignores it.  The foreach implementations compute differently when capturable, so
+  those runs step eagerly.
 - **The learning rate is baked into the graph**: a schedule that changes it re-captures.
 - The last, shorter batch of an epoch steps eagerly (a graph has fixed shapes).
 
 Dropout draws from torch's graph-safe generator: a replay advances the CUDA RNG as the eager
 step would.  BatchNorm's running statistics are updated in place, as eagerly.
-``CNNBENCH_CUDA_GRAPHS=0`` turns capture off (every step eager), e.g. to rule it out when
-hunting a problem.  Each run records which way it stepped (``step_mode`` in runs.csv).
+``CNNBENCH_CUDA_GRAPHS=0`` turns capture off (every step eager).
 """
 
 from __future__ import annotations
@@ -32,19 +29,17 @@ from collections.abc import Callable
 
 import torch
 
-from .config import RunConfig
+from ..config import RunConfig
 
 WARMUP_STEPS = 3
 ENV_SWITCH = "CNNBENCH_CUDA_GRAPHS"
 CAPTURED = "cuda-graph"
 EAGER = "eager"
 
-# (data, split, index, loss_sum, hits) -> None: one training step that adds its loss and hits
-# to the two device accumulators: ``bench.train.Training.train_batch``.  The same function
-# runs eagerly and under capture, so the two cannot drift apart.  It is passed to each call,
-# not kept: a kept bound method would make a cycle (Training -> GraphedSteps -> Training), and
-# a cycle is freed whenever the garbage collector runs, so a finished run's graph would be
-# destroyed at an unpredictable moment instead of when the run's Training goes.
+# (data, split, index, loss_sum, hits) -> None: ``bench.train.Training.train_batch``, the same
+# function eagerly and under capture.  Passed to each call, not kept: a kept bound method would
+# make a cycle (Training -> GraphedSteps -> Training), freed whenever the garbage collector
+# runs, so a finished run's graph would go at an unpredictable moment.
 TrainBatch = Callable[..., None]
 
 
@@ -71,6 +66,8 @@ class GraphedSteps:
     GPU runs the branches side by side.  A branch is the run's own step, the kernels it runs
     alone, so each run gets the bits it gets alone.
     """
+
+    step_mode = CAPTURED
 
     def __init__(self, optimizers: list[torch.optim.Optimizer], batch_size: int, device: torch.device) -> None:
         self.optimizers = optimizers

@@ -1,14 +1,9 @@
 """A 2x2 / stride-2 average pool for CUDA whose backward is one broadcast copy, bit for bit aten's.
 
-Why: eight seeds of ``convnet`` stepped side by side on a GPU (``bench.seed_group``) contend
-for its SMs, and aten's avg-pool backward was the kernel that filled them longest.  It runs
-one thread per *input* value that loops over the windows which may cover it: for convnet's
-first pool (64x16x28x28 at batch 64) 14.5 us alone on the lent H200, with every SM full of
-its blocks.  Here the pooled gradient (a quarter the size) is divided by 4, and one copy
-broadcasts it over each window.  On the H200, ``python -m bench perf --device cuda --archs
-convnet --seeds-together 8 --steps 300`` then gave 8 seeds of convnet at 2.37x the time of
-one run, against 2.70x with aten's backward (696-699 us a step against 826-833; one run
-alone 297 us against 306-311).
+Why: seeds stepped side by side on a GPU (``seed_group``) contend for its SMs, and aten's
+avg-pool backward, a thread per *input* value looping over the windows that may cover it,
+filled them longest.  Here the pooled gradient (a quarter the size) is divided by 4, and one
+copy broadcasts it over each window.
 
 Bit for bit: with the window equal to the stride and no padding, exactly one window covers
 each input value, and aten computes its gradient as ``0 + g / 4`` in float32.  The same
@@ -16,9 +11,9 @@ here: ``g / 4`` then ``+ 0.0`` (which turns a -0.0 into +0.0, as aten's sum from
 ``tests/test_avg_pool.py`` compares gradients on values full of signed zeros, infinities and
 NaN; ``tests/test_cuda.py`` trains with and without it and compares every bit.
 
-Only what this handles takes the path - float32, 4-D, NCHW-contiguous, even height and width,
-on CUDA, with a gradient to compute; anything else (the CPU's channels_last maps, odd sizes
-such as dilated's 9x9, evaluation) runs ``nn.AvgPool2d``'s own forward and backward.
+Only float32, 4-D, NCHW-contiguous maps of even height and width, on CUDA, with a gradient
+to compute, take the path; anything else (the CPU, odd sizes such as dilated's 9x9,
+evaluation) runs ``nn.AvgPool2d``'s own forward and backward.
 """
 
 from __future__ import annotations
@@ -31,7 +26,9 @@ from torch.autograd.function import once_differentiable
 from .pool_swap import swap_plain_2x2
 
 
-class _AvgPool2x2(torch.autograd.Function):
+class AvgPool2x2(torch.autograd.Function):
+    """aten's 2x2 average pool forward; its backward as one broadcast copy."""
+
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(x, 2)  # aten's forward: the output is unchanged
@@ -54,7 +51,7 @@ class BroadcastAvgPool2x2(nn.AvgPool2d):
         if (x.is_cuda and x.dtype == torch.float32 and x.dim() == 4 and x.requires_grad
                 and torch.is_grad_enabled() and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0
                 and x.is_contiguous()):
-            return _AvgPool2x2.apply(x)
+            return AvgPool2x2.apply(x)
         return super().forward(x)
 
 

@@ -1,0 +1,21 @@
+"""Speed tricks, and the one policy that chooses them for a run.
+
+``bench.train`` is the plain tutorial loop; it asks ``speedups(cfg)`` once what to change
+for speed, and ``bench.tasks`` asks ``may_share_steps(cfg)`` which runs a worker may train
+together.  Every trick here gives the plain loop's results (bit for bit, tested) or is a
+recorded part of the run's config; without this package (``PlainPolicy`` from
+``bench.train`` instead of ``speedups``) the harness is still correct, only slower.
+
+- ``policy``: which tricks apply to a run, by a fixed rule on its config and model.
+- ``memory_format``: channels_last activations on CPU, and gradients kept in that layout.
+- ``relu_order``: ReLU -> max-pool rewritten as max-pool -> ReLU at build time.
+- ``max_pool`` / ``avg_pool`` / ``pool_swap``: 2x2 pools with cheaper kernels, aten's bits.
+- ``cuda_graph``: a CUDA run's full batches replay one captured graph.
+- ``seed_group``: runs that differ only in seed, one graph with a branch per run.
+
+docs/performance.md has the measurements behind each choice.
+"""
+
+from .policy import Speedups, may_share_steps, speedups
+
+__all__ = ["Speedups", "may_share_steps", "speedups"]

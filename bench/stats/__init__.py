@@ -1,17 +1,34 @@
 """The statistics engine: per-seed (and per-test-image) results in, verdicts out.
 
-Modules, one job each:
+Every comparison ends in better, worse, equivalent (within ±margin) or undecided, with how
+many more seeds would decide it.  Modules, one job each:
 
 * ``paired``: results -> differences paired by seed (and test image);
 * ``variance``: the standard error from seeds and test images;
-* ``intervals``: t interval, Holm, per-architecture accuracy interval inside [0, 1].
+* ``decision``: difference test, equivalence test (TOST), verdict rule;
+* ``compare``: comparisons of a table against a reference, Holm across the table;
+* ``power``: minimum detectable effect and seeds needed;
+* ``sequential``: alpha spending across looks after rounds of seeds;
+* ``intervals``: t interval, Holm, per-architecture accuracy interval inside [0, 1];
+* ``sentences``: plain-words sentences for the report.
+
+``METHODS`` names the function behind each number, for the report's methods section.
 """
 
+from bench.stats.compare import Comparison, compare, compare_effects, compare_table
 from bench.stats.intervals import AccuracyInterval, accuracy_interval, holm, t_interval
-from bench.stats.methods import (ALPHA, CONFIDENCE, DEFAULT_MARGIN, IMAGES_ONLY, METHODS, SEEDS,
-                                 SEEDS_AND_IMAGES)
+from bench.stats.methods import (ALPHA, BETTER, CONFIDENCE, DEFAULT_MARGIN, EQUIVALENT,
+                                 IMAGES_ONLY, METHODS, SEEDS, SEEDS_AND_IMAGES, UNDECIDED,
+                                 VERDICTS, WORSE)
+from bench.stats.power import minimum_detectable_effect, power_difference, power_equivalence
+from bench.stats.sentences import describe
+from bench.stats.sequential import Look, all_decided, obrien_fleming_spent, should_stop
 
 __all__ = [
-    "ALPHA", "CONFIDENCE", "DEFAULT_MARGIN", "IMAGES_ONLY", "METHODS", "SEEDS", "SEEDS_AND_IMAGES",
-    "AccuracyInterval", "accuracy_interval", "holm", "t_interval",
+    "ALPHA", "BETTER", "CONFIDENCE", "DEFAULT_MARGIN", "EQUIVALENT", "IMAGES_ONLY", "METHODS",
+    "SEEDS", "SEEDS_AND_IMAGES", "UNDECIDED", "VERDICTS", "WORSE",
+    "AccuracyInterval", "Comparison", "Look",
+    "accuracy_interval", "all_decided", "compare", "compare_effects", "compare_table",
+    "describe", "holm", "minimum_detectable_effect", "obrien_fleming_spent",
+    "power_difference", "power_equivalence", "should_stop", "t_interval",
 ]

@@ -146,8 +146,10 @@ def test_zero_spread_per_seed_uses_exact_sign_tests():
     c = compare(six, pd.Series([0.99] * 6))
     assert (c.p, c.p_equivalence, c.verdict) == (0.03125, 1.0, "worse")
     assert (c.ci_low, c.ci_high) == (pytest.approx(-0.01), pytest.approx(-0.01))
-    c = compare(six[:5], pd.Series([0.99] * 5))
+    c = compare(six[:5], pd.Series([0.99] * 5), arch_name="a", reference_name="r")
     assert (c.p, c.verdict, c.seeds_needed) == (0.0625, "undecided", 6)
+    assert describe(c) == ("a vs r is undecided: a difference of -1.00 pp (the same at every seed); "
+                           "about 1 more seed would decide it")
 
 
 def test_identical_predictions_on_every_image_are_tested_exactly():
@@ -167,6 +169,10 @@ def test_identical_predictions_on_every_image_are_tested_exactly():
     assert c.undecided_reason == "more seeds cannot decide it: the test set is the limit"
     # 90% bound: 1 - 0.05^(1/360) = 0.0082869
     assert (c.eq_low, c.eq_high) == (pytest.approx(-0.0082869, abs=1e-7), pytest.approx(0.0082869, abs=1e-7))
+    # 95% bound: 1 - 0.025^(1/360) = 0.010195
+    assert describe(c) == ("arch vs reference is undecided: a difference of 0.00 pp (identical predictions "
+                           "on every test image at every seed, 95% bound ±1.02 pp); more seeds cannot "
+                           "decide it: the test set is the limit")
 
 
 def test_nan_seeds_are_dropped_and_only_shared_seeds_pair():

@@ -259,7 +259,8 @@ def _notes(d: PairedDifference, t: _Tested, p_holm: float, verdict: str, alpha_u
         notes.append(f"fewer than {MIN_TRUSTED_SEEDS} seeds: no interval is trustworthy")
     if verdict == UNDECIDED:
         if needed is not None:
-            notes.append(f"about {needed - d.n_seeds} more seeds would decide it")
+            more = needed - d.n_seeds
+            notes.append(f"about {more} more {'seed' if more == 1 else 'seeds'} would decide it")
             if look is not None and needed > look.max_seeds:
                 notes.append(f"that is beyond the planned maximum of {look.max_seeds} seeds")
         elif reason:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench.stats.compare import SMALLER_THAN_MARGIN, Comparison
+from bench.stats.compare import IDENTICAL, SMALLER_THAN_MARGIN, Comparison
 from bench.stats.methods import BETTER, EQUIVALENT, WORSE
 
 
@@ -35,10 +35,17 @@ def describe(c: Comparison) -> str:
     head = f"{c.arch} vs {c.reference} is undecided"
     if math.isnan(c.diff) or math.isnan(c.ci_low):
         return f"{head}: {c.undecided_reason}"
-    seeds = (f"about {c.seeds_needed - c.n_seeds} more seeds would decide it"
-             if c.seeds_needed is not None else c.undecided_reason)
-    spread = ("the same at every seed" if c.se == 0.0
-              else f"{ci} CI {pp(c.ci_low)} to {pp(c.ci_high)}")
+    if c.seeds_needed is not None:
+        more = c.seeds_needed - c.n_seeds
+        seeds = f"about {more} more {_seeds(more)} would decide it"
+    else:
+        seeds = c.undecided_reason
+    if IDENTICAL in c.note:
+        spread = f"{IDENTICAL}, {ci} bound ±{pp(c.ci_high)} pp"
+    elif c.se == 0.0:
+        spread = "the same at every seed"
+    else:
+        spread = f"{ci} CI {pp(c.ci_low)} to {pp(c.ci_high)}"
     text = f"{head}: a difference of {pp(c.diff)} pp ({spread}); {seeds}"
     if not math.isnan(c.mde):
         text += (f" (the smallest difference {c.n_seeds} {_seeds(c.n_seeds)} can detect is "

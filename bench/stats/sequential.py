@@ -15,7 +15,9 @@ the probability of any better/worse verdict when the true difference is 0, and o
 equivalent verdict when the true |difference| >= margin, is at most alpha: each look's Holm
 family errs with probability at most its increment, and the increments sum to alpha (the
 union bound, valid whatever the correlation between looks).  Stopping early only drops
-looks, so it cannot raise that probability.  The look schedule must be fixed in advance
+looks, so it cannot raise that probability.  Because the bound covers a wrong verdict at
+any look, the runner may report the last look's verdicts or keep each comparison's first
+decision: both are covered.  The look schedule must be fixed in advance
 (not chosen from the data); seeds that fail do not change it.
 """
 

@@ -6,6 +6,7 @@ tables are always rebuilt from records; their columns are declared in ``bench.sc
 
 from __future__ import annotations
 
+import base64
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ class EvalResult:
     accuracy: float
     confusion: np.ndarray  # (C, C) int64, rows = true class, columns = predicted
     probabilities: torch.Tensor | None = None  # (N, C) on CPU when asked for
+    correct: np.ndarray | None = None  # (N,) bool: which images were classified right, when asked for
 
 
 @dataclass
@@ -65,6 +67,7 @@ class RunRecord:
     confusion: list[list[int]] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
     env: dict[str, Any] = field(default_factory=dict)
+    test_correct: np.ndarray | None = None  # (N,) bool, test images in order; None before version 2
     # Tensors travel with the record from a worker to the driver, which stores them in
     # their own files; they are not part of the JSON.
     state_dict: dict[str, torch.Tensor] | None = None
@@ -84,6 +87,7 @@ class RunRecord:
             "confusion": self.confusion,
             "classes": self.classes,
             "env": self.env,
+            "test_correct": pack_bits(self.test_correct) if self.test_correct is not None else None,
         }
 
     @classmethod
@@ -105,6 +109,7 @@ class RunRecord:
             confusion=data.get("confusion", []),
             classes=data.get("classes", []),
             env=data.get("env", {}),
+            test_correct=unpack_bits(data["test_correct"]) if data.get("test_correct") else None,
         )
 
     # -- table rows (bench.schema) ------------------------------------------------------
@@ -141,6 +146,21 @@ class RunRecord:
             for t, row in enumerate(self.confusion)
             for p, c in enumerate(row)
         ]
+
+
+def pack_bits(correct: np.ndarray) -> dict[str, Any]:
+    """Per-image booleans as JSON: their count and base64 of the bits (10,000 images: 1.25 KB)."""
+    bits = np.packbits(np.asarray(correct, dtype=bool), bitorder="little")
+    return {"images": int(len(correct)), "bits": base64.b64encode(bits.tobytes()).decode("ascii")}
+
+
+def unpack_bits(packed: dict[str, Any]) -> np.ndarray:
+    """The inverse of ``pack_bits``; a wrong length is a damaged record."""
+    n = int(packed["images"])
+    raw = np.frombuffer(base64.b64decode(packed["bits"], validate=True), dtype=np.uint8)
+    if len(raw) != (n + 7) // 8:
+        raise ValueError(f"test_correct holds {len(raw)} bytes for {n} images")
+    return np.unpackbits(raw, count=n, bitorder="little").astype(bool)
 
 
 def _in_schema_order(values: dict[str, Any], table: Table) -> dict[str, Any]:
@@ -211,6 +231,7 @@ def record_from_outcome(
         confusion=outcome.test.confusion.tolist() if outcome.test else [],
         classes=list(classes),
         env=env,
+        test_correct=outcome.test.correct if outcome.test else None,
         state_dict=outcome.state_dict,
         misclassified=outcome.misclassified,
     )

@@ -20,7 +20,9 @@ from .checkpoint import CheckpointPlan
 from .config import RunConfig
 from .executors import Executor
 from .records import STATUS_FAILED, RunRecord, failed_record
-from .storage import checkpoint_path, load_record, remove_checkpoint, save_record, write_tables
+from .storage import (
+    checkpoint_path, default_targets, load_record, remove_checkpoint, save_record, write_tables,
+)
 from .tasks import DataRequest, RunTask
 from .train import EpochCallback
 
@@ -67,6 +69,7 @@ def run_grid(
     *,
     force: bool = False,
     checkpoint_every: int = 0,
+    target: float | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_epoch: EpochCallback | None = None,
     on_run: Callable[[RunRecord], None] | None = None,
@@ -111,7 +114,9 @@ def run_grid(
         records = [finished[c.run_id()] for c in configs if c.run_id() in finished]
         if records:
             with signals.deferred(raise_after=False):
-                write_tables(out, records)
+                targets = default_targets(records) if target is None else {
+                    d: target for d in {r.config.dataset for r in records}}
+                write_tables(out, records, targets)
         if interrupted is None and signals.pending is not None:
             interrupted = Interrupted(signals.pending)
     return GridOutcome(

@@ -1,16 +1,19 @@
-"""A few images of each dataset, stored beside the tables for the report.
+"""Images of each dataset, stored beside the tables for the report.
 
-The report reads stored files only; these give it a sample grid for its header and one
-fixed test image to show what each network's first layer sees.
+The report reads stored files only.  ``samples-<dataset>.pt`` holds a sample grid for its
+header, one fixed test image for the feature maps, and the test labels (for per-class
+results); ``errors-<dataset>.pt`` holds every test image some run of the grid got wrong,
+so the report can show the images two networks disagree on.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from .datasets import Dataset
+from .datasets.tensors import Dataset
 from .storage import atomic_torch_save
 
 PER_CLASS = 2
@@ -19,6 +22,10 @@ PROBE_TEST_INDEX = 0  # fixed, so every report shows the same image
 
 def samples_path(out: Path, dataset: str) -> Path:
     return Path(out) / f"samples-{dataset}.pt"
+
+
+def errors_path(out: Path, dataset: str) -> Path:
+    return Path(out) / f"errors-{dataset}.pt"
 
 
 def save_samples(out: Path, dataset: Dataset) -> Path:
@@ -33,6 +40,7 @@ def save_samples(out: Path, dataset: Dataset) -> Path:
         "train_labels": labels[index].clone(),
         "probe_image": dataset.test.images[PROBE_TEST_INDEX].clone(),
         "probe_label": int(dataset.test.labels[PROBE_TEST_INDEX]),
+        "test_labels": dataset.test.labels.to(torch.int16),
         "classes": list(dataset.classes),
         "mean": mean,
         "std": std,
@@ -40,6 +48,23 @@ def save_samples(out: Path, dataset: Dataset) -> Path:
     return path
 
 
+def save_errors(out: Path, dataset: Dataset, wrong: list[np.ndarray]) -> Path:
+    """Store the test images that any of ``wrong`` (per run: a bool per test image) marks."""
+    union = np.zeros(len(dataset.test), dtype=bool)
+    for w in wrong:
+        if len(w) == len(union):
+            union |= w
+    index = torch.from_numpy(np.flatnonzero(union))
+    path = errors_path(out, dataset.name)
+    atomic_torch_save(path, {"index": index, "images": dataset.test.images[index].clone()})
+    return path
+
+
 def load_samples(out: Path, dataset: str) -> dict | None:
     path = samples_path(out, dataset)
+    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+
+
+def load_errors(out: Path, dataset: str) -> dict | None:
+    path = errors_path(out, dataset)
     return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None

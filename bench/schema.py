@@ -14,7 +14,8 @@ from typing import Literal
 
 from .config import RunConfig
 
-RECORD_VERSION = 1
+# 2: records hold which test images the run classified right (``test_correct``).
+RECORD_VERSION = 2
 
 STATUS_OK = "ok"
 STATUS_DIVERGED = "diverged"
@@ -31,6 +32,7 @@ class Column:
     kind: Kind
     doc: str
     required: bool = False  # every reader relies on it: a table without it is not ours
+    varies: bool = False  # differs between two runs of one config: wall-clock times, the machine
 
     @property
     def pattern(self) -> re.Pattern | None:
@@ -136,17 +138,20 @@ OUTCOME = (
     Column("test_acc", "float", "test accuracy of the tested weights"),
     Column("diverged_epoch", "int", "the epoch whose loss became non-finite (0: none)"),
     Column("epochs_run", "int", "epochs trained"),
-    Column("total_seconds", "float", "wall time of the run, from building the model to the test"),
-    Column("train_seconds", "float", "training time, evaluation excluded"),
-    Column("mean_epoch_seconds", "float", "mean training time of an epoch"),
-    Column("train_images_per_s", "float", "training images per second"),
+    Column("total_seconds", "float", "wall time of the run, from building the model to the test", varies=True),
+    Column("train_seconds", "float", "training time, evaluation excluded", varies=True),
+    Column("mean_epoch_seconds", "float", "mean training time of an epoch", varies=True),
+    Column("train_images_per_s", "float", "training images per second", varies=True),
     Column("step_mode", "text", "how full batches stepped: eager, or cuda-graph (a replayed CUDA graph)"),
     Column("seed_group", "int", "runs trained together in one seed group, itself included (1: alone)"),
+    Column("epochs_to_target", "float", "epochs until validation accuracy first reached the grid's target "
+                                        "(config.json: analysis.target); inf when it never did"),
+    Column("seconds_to_target", "float", "training seconds until then; inf when never", varies=True),
     Column("class_acc_<i>", "float", "test accuracy on class i"),
     Column("nondeterministic_ops", "text", "--deterministic grids: ops that had no deterministic kernel"),
 )
 
-ENVIRONMENT = (
+ENVIRONMENT = tuple(Column(c.name, c.kind, c.doc, varies=True) for c in (
     Column("torch_version", "text", "torch's version"),
     Column("python_version", "text", "Python's version"),
     Column("device_name", "text", "the GPU's or CPU's name"),
@@ -154,7 +159,7 @@ ENVIRONMENT = (
     Column("cpu_count", "int", "the machine's cores"),
     Column("hostname", "text", "the machine that trained the run"),
     Column("git_commit", "text", "cnnbench's commit (-dirty: with uncommitted changes)"),
-)
+))
 
 EPOCH_METRICS = (
     Column("epoch", "int", "1, 2, ...", required=True),
@@ -164,9 +169,9 @@ EPOCH_METRICS = (
            required=True),
     Column("val_acc", "float", "validation accuracy after the epoch", required=True),
     Column("lr", "float", "the epoch's learning rate"),
-    Column("train_seconds", "float", "training time of the epoch", required=True),
-    Column("eval_seconds", "float", "validation time after the epoch"),
-    Column("train_images_per_s", "float", "training images per second"),
+    Column("train_seconds", "float", "training time of the epoch", required=True, varies=True),
+    Column("eval_seconds", "float", "validation time after the epoch", varies=True),
+    Column("train_images_per_s", "float", "training images per second", varies=True),
 )
 
 CONFUSION_CELLS = (
@@ -186,6 +191,12 @@ SUMMARY = ("tested_weights", "best_epoch", "best_val_acc", "best_val_loss", "fin
            "final_train_acc", "final_val_loss", "final_val_acc", "test_loss", "test_acc", "diverged_epoch",
            "epochs_run", "total_seconds", "train_seconds", "mean_epoch_seconds", "train_images_per_s",
            "memory_format", "step_mode", "seed_group")
+
+
+def varying(table: Table) -> set[str]:
+    """The columns of ``table`` that differ between two runs of one config (times, the machine):
+    what a comparison of results leaves out."""
+    return {c.name for c in table.columns if c.varies}
 
 
 def markdown(table: Table) -> str:

@@ -150,18 +150,44 @@ def load_misclassified(out: Path, run_id: str) -> dict[str, torch.Tensor] | None
     return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
 
 
-def tables_from_records(records: Iterable[RunRecord]) -> dict[str, pd.DataFrame]:
+def tables_from_records(records: Iterable[RunRecord], targets: dict[str, float] | None = None
+                        ) -> dict[str, pd.DataFrame]:
+    """The three tables of ``records``; ``targets`` (dataset -> validation accuracy) adds the
+    time-to-target columns (AlgoPerf's measure)."""
     records = list(records)
     runs = pd.DataFrame([r.runs_row() for r in records])
     # Explicit columns: a grid whose runs all failed or diverged still gets readable
     # (header-only) epochs/confusion tables, not an empty file that no reader can parse.
     epochs = pd.DataFrame([row for r in records for row in r.epoch_rows()], columns=EPOCHS.names)
     confusion = pd.DataFrame([row for r in records for row in r.confusion_rows()], columns=CONFUSION.names)
+    if targets and not epochs.empty:
+        runs = _with_time_to_target(runs, epochs, targets)
     return {RUNS.file: runs, EPOCHS.file: epochs, CONFUSION.file: confusion}
 
 
-def write_tables(out: Path, records: Iterable[RunRecord]) -> dict[str, pd.DataFrame]:
-    tables = tables_from_records(records)
+def _with_time_to_target(runs: pd.DataFrame, epochs: pd.DataFrame, targets: dict[str, float]) -> pd.DataFrame:
+    from .stats.target import time_to_target
+
+    found = pd.concat([time_to_target(epochs[epochs["dataset"] == d], t) for d, t in targets.items()
+                       if (epochs["dataset"] == d).any()], ignore_index=True)
+    columns = ["epochs_to_target", "seconds_to_target"]
+    runs = runs.merge(found.set_index("run_id")[columns], left_on="run_id", right_index=True, how="left")
+    ordered = [c for c in runs.columns if c not in columns]
+    at = ordered.index("seed_group") + 1 if "seed_group" in ordered else len(ordered)
+    return runs[ordered[:at] + columns + ordered[at:]]
+
+
+def default_targets(records: Iterable[RunRecord]) -> dict[str, float]:
+    """Per dataset, the lowest of the architectures' mean final validation accuracies."""
+    from .stats.target import default_target
+
+    epochs = tables_from_records(records)[EPOCHS.file]
+    return {d: default_target(group) for d, group in epochs.groupby("dataset") if group["val_acc"].notna().any()}
+
+
+def write_tables(out: Path, records: Iterable[RunRecord], targets: dict[str, float] | None = None
+                 ) -> dict[str, pd.DataFrame]:
+    tables = tables_from_records(records, targets)
     for name, frame in tables.items():
         atomic_write_text(Path(out) / name, frame.to_csv(index=False))
     return tables

@@ -297,14 +297,18 @@ class RunLoop:
 @torch.inference_mode()
 def evaluate(training: Training, data: PreparedData, split: Split, *,
              keep_probabilities: bool = False) -> EvalResult:
-    """Loss, accuracy and confusion matrix of ``training.model`` on ``split`` (eval mode)."""
+    """Loss, accuracy and confusion matrix of ``training.model`` on ``split`` (eval mode).
+
+    ``keep_probabilities`` (the test pass) also keeps each image's softmax and whether it was
+    classified right, for the record's per-image results.
+    """
     model, cfg = training.model, training.cfg
     was_training = model.training
     model.eval()
     num_classes = len(data.classes)
     loss_sum = torch.zeros((), dtype=torch.float64, device=split.images.device)
     confusion = torch.zeros(num_classes * num_classes, dtype=torch.int64, device=split.images.device)
-    kept = []
+    kept, hits = [], []
     size = training.policy.eval_batch
     for start in range(0, len(split), size):
         x = data.normalize(split.images[start:start + size]).contiguous(memory_format=training.memory_format)
@@ -316,6 +320,7 @@ def evaluate(training: Training, data: PreparedData, split: Split, *,
         confusion += torch.bincount(y * num_classes + logits.argmax(1), minlength=num_classes**2)
         if keep_probabilities:
             kept.append(logits.softmax(1).cpu())
+            hits.append((logits.argmax(1) == y).cpu())
     model.train(was_training)
     matrix = confusion.reshape(num_classes, num_classes).cpu().numpy()
     n = max(len(split), 1)
@@ -324,6 +329,7 @@ def evaluate(training: Training, data: PreparedData, split: Split, *,
         accuracy=float(np.trace(matrix)) / n,
         confusion=matrix,
         probabilities=torch.cat(kept) if kept else None,
+        correct=torch.cat(hits).numpy() if hits else None,
     )
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from bench.environment import environment
+from bench import schema
 from bench.executors.ray_executor import TASK_PREFIX
 from bench.storage import load_record, read_tables
 from conftest import run_cli
@@ -27,8 +27,7 @@ from conftest import run_cli
 pytestmark = pytest.mark.ray
 
 # Columns that measure the machine or the moment rather than the training.
-TIMING_COLUMNS = {"total_seconds", "train_seconds", "mean_epoch_seconds", "train_images_per_s", "eval_seconds"}
-ENV_COLUMNS = set(environment("cpu"))
+VARYING = {t.file: schema.varying(t) for t in schema.TABLES}  # times and the machine
 
 
 def grid_args(out: Path, *extra: str, archs: str = "lenet,dilated", seeds: str = "2") -> list[str]:
@@ -38,7 +37,7 @@ def grid_args(out: Path, *extra: str, archs: str = "lenet,dilated", seeds: str =
 
 def metric_tables(out: Path) -> dict[str, pd.DataFrame]:
     tables = read_tables(out)
-    return {name: df.drop(columns=[c for c in df.columns if c in TIMING_COLUMNS | ENV_COLUMNS])
+    return {name: df.drop(columns=[c for c in df.columns if c in VARYING[name]])
             for name, df in tables.items()}
 
 

@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from architectures.registry import ArchSpec
+from bench import schema
 from bench.checkpoint import CheckpointPlan, Checkpointer
 from bench.config import RunConfig
 from bench.datasets import DataSearch, load_dataset
@@ -32,10 +33,8 @@ from conftest import run_cli, run_cli_process, start_cli
 GRID = ["--archs", "lenet", "--dataset", "digits", "--seed-list", "0,1", "--epochs", "3",
         "--workers", "1", "--no-report"]
 RUNS = 2
-TIMING_COLUMNS = {"total_seconds", "train_seconds", "mean_epoch_seconds", "train_images_per_s",
-                  "eval_seconds"}
-ENV_COLUMNS = {"torch_version", "python_version", "device_name", "cpu_threads", "cpu_count",
-               "hostname", "git_commit"}
+# Columns that differ between any two invocations (times, the machine), as bench.schema declares them.
+VARYING = {name: schema.varying(table) for name, table in ((t.file, t) for t in schema.TABLES)}
 
 
 def start(args: list[str], tmp_path: Path) -> subprocess.Popen:
@@ -60,7 +59,7 @@ def wait_for(condition, proc: subprocess.Popen, timeout: float = 120.0) -> None:
 
 def metric_tables(out: Path) -> dict[str, pd.DataFrame]:
     tables = read_tables(out)
-    return {name: frame.drop(columns=[c for c in frame.columns if c in TIMING_COLUMNS | ENV_COLUMNS])
+    return {name: frame.drop(columns=[c for c in frame.columns if c in VARYING[name]])
             for name, frame in tables.items()}
 
 

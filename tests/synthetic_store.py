@@ -60,6 +60,7 @@ def write_store(out: Path, accuracy: dict[tuple[str, int], float], seeds: list[i
                 row[f"factor_{f}"] = level
             if status == "ok":
                 row.update({"test_acc": acc, "best_val_acc": acc + 0.01, "test_loss": 1 - acc,
+                            "best_epoch": epochs - 1, "epochs_run": epochs,
                             "mean_epoch_seconds": epoch_s, "train_seconds": epoch_s * epochs,
                             "train_images_per_s": 60000 / epoch_s})
                 for e in range(1, epochs + 1):

@@ -13,43 +13,105 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt install chromium)")]
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM} (apt install chromium)")
-def test_report_opens_offline_with_every_image_decoded(digits_run, tmp_path):
+@pytest.fixture(scope="module")
+def report(digits_run, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("browser") / "run"
+    shutil.copytree(digits_run, out)
+    return render_report(out)
+
+
+@pytest.fixture(scope="module")
+def browser():
     from playwright.sync_api import sync_playwright
 
-    out = tmp_path / "run"
-    shutil.copytree(digits_run, out)
-    report = render_report(out)
-    errors: list[str] = []
-    requests: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-
-            def route(r):
-                # The report may load itself (file://) and its data: URIs, nothing else.
-                if r.request.url.startswith(("file://", "data:")):
-                    r.continue_()
-                else:
-                    requests.append(r.request.url)
-                    r.abort()
-
-            page.route("**/*", route)
-            page.goto(report.as_uri(), wait_until="load")
-            images = page.evaluate(
-                "Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight])")
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+            yield browser
         finally:
             browser.close()
-    assert len(images) == len(list((out / "figures").glob("*.png")))
-    for alt, complete, width, height in images:
+
+
+def open_page(browser, report: Path, width: int, height: int):
+    """The report at ``width`` x ``height``; returns the page, its errors and its outside requests."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    requests: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    def route(r):
+        # The report may load itself (file://) and its data: URIs, nothing else.
+        if r.request.url.startswith(("file://", "data:")):
+            r.continue_()
+        else:
+            requests.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.goto(report.as_uri(), wait_until="load")
+    return page, errors, requests
+
+
+def test_report_opens_offline_with_every_image_decoded(browser, report, tmp_path):
+    page, errors, requests = open_page(browser, report, 1280, 900)
+    images = page.evaluate(
+        "Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight, i.width])")
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    assert len(images) == len(list((report.parent / "figures").glob("*.png")))
+    for alt, complete, width, height, shown in images:
         assert complete and width > 0 and height > 0, f"image not decoded: {alt}"
+        assert shown <= width / 2 + 1, f"{alt} is not shown at half its pixels (HiDPI)"
     assert errors == []
     assert requests == []
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_the_answer_is_on_the_first_screen(browser, report):
+    page, _, _ = open_page(browser, report, 1366, 768)
+    box = page.evaluate("(() => { const r = document.querySelector('section.answer').getBoundingClientRect();"
+                        " return [r.top, r.bottom, document.querySelector('section.answer li').innerText]; })()")
+    top, bottom, first_line = box
+    assert 0 <= top and bottom <= 768, f"the verdict box ends at {bottom} px"
+    assert first_line.strip()
+
+
+def test_every_contents_link_lands_on_its_section(browser, report):
+    page, _, _ = open_page(browser, report, 1366, 768)
+    targets = page.evaluate("Array.from(document.querySelectorAll('nav.toc a')).map(a => a.getAttribute('href'))")
+    assert len(targets) >= 8
+    for href in targets:
+        page.evaluate("window.scrollTo(0, 0)")
+        page.click(f"nav.toc a[href='{href}']")
+        landed = page.evaluate(f"""(() => {{
+            const el = document.querySelector({href!r});
+            const bottom = window.scrollY + window.innerHeight >= document.documentElement.scrollHeight - 1;
+            return el === null ? null : [el.tagName, el.getBoundingClientRect().top, bottom,
+                                         window.location.hash]; }})()""")
+        assert landed is not None, f"{href} names no element"
+        tag, top, at_bottom, hash_ = landed
+        assert tag == "SECTION" and hash_ == href
+        assert abs(top) <= 2 or (at_bottom and top > 0), f"{href} scrolled to {top} px"
+
+
+def test_nothing_overflows_a_phone_screen(browser, report):
+    page, errors, _ = open_page(browser, report, 420, 860)
+    widths = page.evaluate("[document.documentElement.scrollWidth, document.body.scrollWidth]")
+    assert max(widths) <= 420
+    # Wide tables scroll inside their own box, and their verdict column stays reachable there.
+    boxes = page.evaluate("Array.from(document.querySelectorAll('.scroll')).map(d => [d.scrollWidth, "
+                          "d.clientWidth, getComputedStyle(d).overflowX])")
+    assert any(scroll > client for scroll, client, _ in boxes)  # the comparison tables are wider than 420 px
+    assert all(overflow == "auto" for _, _, overflow in boxes)
+    assert errors == []
+
+
+def test_print_stylesheet_shows_what_scrolls_on_screen(browser, report):
+    page, _, _ = open_page(browser, report, 1366, 768)
+    page.emulate_media(media="print")
+    assert page.evaluate("getComputedStyle(document.querySelector('nav.toc')).display") == "none"
+    assert page.evaluate("getComputedStyle(document.querySelector('.scroll')).overflowX") == "visible"

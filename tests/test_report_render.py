@@ -14,6 +14,7 @@ import pytest
 from scipy import stats as sps
 
 from bench.report import render_report
+from bench.storage import load_record
 from synthetic_store import factorial_specs, registered, write_store
 
 from conftest import run_cli, run_cli_process
@@ -50,54 +51,79 @@ def test_html_is_self_contained_and_embeds_every_png(rendered):
     pngs = sorted((out / "figures").glob("*.png"))
     names = {p.name for p in pngs}
     assert {"digits-accuracy.png", "digits-curves.png", "digits-confusion.png", "digits-per-class.png",
-            "digits-pareto.png", "digits-epoch-time.png", "digits-feature-maps.png", "digits-vs-leader.png",
-            "digits-samples.png", "digits-misclassified-lenet.png", "digits-misclassified-dilated.png"} <= names
+            "digits-tradeoffs.png", "digits-epoch-time.png", "digits-feature-maps.png", "digits-vs-lenet.png",
+            "digits-samples.png", "digits-misclassified-lenet.png", "digits-misclassified-dilated.png",
+            "digits-time-to-target.png", "digits-confusion-dilated-vs-lenet.png",
+            "digits-classes-dilated-vs-lenet.png", "digits-disagree-dilated-vs-lenet.png"} <= names
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert base64.b64encode(png.read_bytes()).decode() in html, png.name
     assert html.count('src="data:image/png;base64,') == len(pngs)
     assert "<script" not in html.lower()
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing fetched from a network
-    for heading in ("1. Leaderboard", "2. Pairwise comparison", "3. Factor effects", "4. Learning curves",
-                    "5. Where the networks err", "6. Cost", "7. What the networks see", "Failed or diverged"):
-        assert heading in html
+    sections = re.findall(r'<section id="([a-z]+)-digits">\s*<h2>(\d+)\. ([^<]+)</h2>', html)
+    assert [(int(n), title) for _, n, title in sections] == list(enumerate([
+        "Leaderboard", "Pairwise comparisons", "Time to target", "Learning curves", "Where the networks err",
+        "Cost", "What the networks see and get wrong", "Failed or diverged runs"], start=1))  # numbered in order
+    toc = re.search(r'<nav class="toc".*?</nav>', html, re.S).group(0)
+    assert re.findall(r'href="#([a-z]+-digits)"', toc) == [f"{key}-digits" for key, _, _ in sections]
     assert html.count("How to read this.") >= 7  # one per section (failed runs: only when any)
     assert "python -m bench --archs lenet,dilated --dataset digits" in html  # the reproduce command
+    for png in pngs:  # every figure links to its PNG, shown at half its pixel width (2x for HiDPI)
+        assert f'href="figures/{png.name}"' in html
+    for csv in ("runs.csv", "epochs.csv", "confusion.csv", "config.json"):
+        assert f'href="{csv}"' in html
 
 
-def test_leaderboard_order_and_numbers_match_the_tables(rendered):
+def bits(out, runs: pd.DataFrame, arch: str) -> np.ndarray:
+    """seed x image matrix of which test images ``arch``'s runs got right, from their records."""
+    rows = runs[runs["arch"] == arch].sort_values("seed")
+    return np.stack([load_record(out, r).test_correct for r in rows["run_id"]]).astype(float)
+
+
+def two_source_se(D: np.ndarray) -> tuple[float, float]:
+    """SE and Welch-Satterthwaite df of a seed x image matrix's mean, written out by hand."""
+    n, m = D.shape
+    a, b = D.mean(1).var(ddof=1) / n, D.mean(0).var(ddof=1) / m
+    return math.sqrt(a + b), (a + b) ** 2 / (a * a / (n - 1) + b * b / (m - 1))
+
+
+def test_leaderboard_order_and_numbers_match_the_stored_runs(rendered):
     out, html = rendered
     runs = pd.read_csv(out / "runs.csv")
     means = runs.groupby("arch")["test_acc"].mean().sort_values(ascending=False)
     assert leaderboard_archs(html) == list(means.index)
     board = table(html, "leaderboard")
     for arch, acc in runs.groupby("arch")["test_acc"]:
-        n, mean, sd = len(acc), acc.mean(), acc.std(ddof=1)
-        half = sps.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+        matrix = bits(out, runs, arch)
+        mean = matrix.mean()
+        assert mean == pytest.approx(acc.mean())  # the records' bits agree with runs.csv
+        se, df = two_source_se(matrix)
+        half = sps.t.ppf(0.975, df) * se / (mean * (1 - mean))  # on the logit scale
+        low, high = (1 / (1 + math.exp(-(math.log(mean / (1 - mean)) + k * half))) for k in (-1, 1))
         (row,) = [r for r in board.split("<tr")[1:] if f">{arch}<" in r]  # this arch's own row
         assert f">{mean * 100:.2f}<" in row
-        assert f">{sd * 100:.2f}<" in row
-        assert f"[{(mean - half) * 100:.2f}, {(mean + half) * 100:.2f}]" in row
+        assert f">{acc.std(ddof=1) * 100:.2f}<" in row
+        assert f"[{low * 100:.2f}, {high * 100:.2f}]" in row
+        assert 0 <= low < mean < high <= 1
 
 
-def test_paired_difference_in_html_equals_one_computed_from_csv(rendered):
+def test_paired_difference_in_html_equals_one_computed_from_the_records(rendered):
     out, html = rendered
     runs = pd.read_csv(out / "runs.csv")
-    wide = runs.pivot(index="seed", columns="arch", values="test_acc")
-    leader = wide.mean().idxmax()
-    other = next(a for a in wide.columns if a != leader)
-    d = (wide[other] - wide[leader]).to_numpy()
-    half = sps.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
-    cells = row_of(table(html, "comparison"), other)
-    assert cells[0] == str(len(d))
-    assert cells[1] == f"{d.mean() * 100:+.2f}"
-    assert cells[2] == f"[{(d.mean() - half) * 100:+.2f}, {(d.mean() + half) * 100:+.2f}]"
-    if np.all(d == d[0]):
-        assert "no test possible" in cells[5] or "no detectable" in cells[5]
-    else:
-        p = sps.ttest_rel(wide[other], wide[leader]).pvalue
-        assert cells[3] == ("< 0.001" if p < 0.001 else f"{p:.3f}")
-        assert cells[4] == cells[3]  # one comparison: Holm leaves p unchanged
+    D = bits(out, runs, "dilated") - bits(out, runs, "lenet")  # lenet: the reference (first of the grid)
+    diff = D.mean()
+    se, df = two_source_se(D)
+    half = sps.t.ppf(0.975, df) * se
+    reference = re.search(r"<h3>Against the reference: lenet</h3>(.*?)</table>", html, re.S).group(1)
+    cells = row_of(reference, "dilated")
+    assert cells[1] == f"{diff * 100:+.2f}"
+    assert cells[2] == f"[{(diff - half) * 100:+.2f}, {(diff + half) * 100:+.2f}]"
+    wins = int((D.mean(1) > 0).sum())
+    assert cells[3] == f"{wins} of 2"
+    p = 2 * sps.t.sf(abs(diff) / se, df)
+    assert cells[4] == ("< 0.001" if p < 0.001 else f"{p:.3f}")  # one comparison: Holm leaves it
+    assert cells[0] in ("better", "worse", "equivalent within ±0.25 pp") or cells[0].startswith("undecided")
 
 
 def test_rerender_is_identical_apart_from_the_date(rendered):
@@ -120,7 +146,7 @@ def test_garbage_runs_csv_is_one_line_and_non_zero(rendered, tmp_path):
     assert (out / "epochs.csv").is_file()  # nothing stored is touched
 
 
-def test_failed_runs_are_listed_and_one_seed_says_no_test(rendered, tmp_path, capsys):
+def test_failed_runs_are_listed_and_one_seed_raises_the_alarm(rendered, tmp_path, capsys):
     out = tmp_path / "run"
     shutil.copytree(rendered[0], out)
     runs = pd.read_csv(out / "runs.csv")
@@ -139,8 +165,11 @@ def test_failed_runs_are_listed_and_one_seed_says_no_test(rendered, tmp_path, ca
     for run_id in runs.loc[lost, "run_id"]:
         assert run_id in failed
     assert failed.count("loss became non-finite in epoch 2") == lost.sum()
-    assert "no test possible" in table(html, "comparison")
-    assert "only one seed: no statistical test is possible" in html
+    answer = re.search(r'<section class="answer".*?</section>', html, re.S).group(0)
+    assert "Only 1 seed per architecture: no interval is trustworthy" in answer  # a red banner, first screen
+    assert "used the small embedded “digits” dataset because MNIST was not available" in answer
+    # One seed with per-image results: only test-image noise is left, and the report says so.
+    assert "test images only (one seed)" in html or "McNemar" in html
     assert f"report: {out / 'report.html'}" in capsys.readouterr().out
     assert 'class="banner warn">⚠ MNIST was not available' in html
     assert "no MNIST files under the data directory" in html
@@ -189,12 +218,14 @@ def test_factor_effects_baseline_and_class_names_from_synthetic_tables(tmp_path)
                           failed=(("synth-plain", 2),))
         html = render_report(out, baseline="synth-plain").read_text()
     assert (out / "figures" / "fashion-mnist-interaction.png").is_file()
-    effects = table(html, "effects")  # the first one: on test accuracy, in percentage points
-    conv = row_of(effects, "conv")
-    assert conv[0] == "dilated vs standard" and conv[2] == "+2.00"
+    conv_table, down_table = re.findall(r'<table class="data effects">.*?</table>', html, re.S)
+    conv = row_of(conv_table, "dilated")  # level vs standard, on test accuracy in pp
+    assert conv[1] == "+2.00"
     half = sps.t.ppf(0.975, 2) * 0.01 / math.sqrt(3) * 100
-    assert conv[3] == f"[{2 - half:+.2f}, {2 + half:+.2f}]"
-    assert row_of(effects, "downsample")[2] == "-2.00"
-    assert "Against the baseline: synth-plain" in html
+    assert conv[2] == f"[{2 - half:+.2f}, {2 + half:+.2f}]"
+    assert row_of(down_table, "avg")[1] == "-2.00"
+    answer = re.search(r'<section class="answer".*?</section>', html, re.S).group(0)
+    assert "conv: dilated vs standard" in answer and "downsample: avg" in answer  # every factor answered
+    assert "Against the reference: synth-plain" in html
     assert '<td class="name">T-shirt/top</td>' in table(html, "gaps")  # class names, not indices
     assert "synth-plain-fashion-mnist-s2-synthetic" in table(html, "failed")

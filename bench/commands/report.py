@@ -7,19 +7,21 @@ from pathlib import Path
 
 from rich.console import Console
 
+from .run import add_answer_options
+
 NAME = "report"
 DESCRIPTION = "Render report.html and figures/*.png from a run directory's stored tables."
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="output directory of a benchmark run (its --out)")
-    p.add_argument("--baseline", default=None,
-                   help="also compare every architecture with this one (default: only with the leader)")
+    add_answer_options(p, stored_first=True)
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
     from ..report import render_report
 
-    path = render_report(Path(args.run_dir), baseline=args.baseline)
+    margin = None if args.margin is None else args.margin / 100
+    path = render_report(Path(args.run_dir), baseline=args.baseline, margin=margin, target=args.target)
     console.print(f"report: {path}", soft_wrap=True)
     return 0

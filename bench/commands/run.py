@@ -14,6 +14,7 @@ from ..config import DEFAULT_LR, DTYPES, LR_SCHEDULES, MEMORY_FORMATS, OPTIMIZER
 from ..datasets import AUTO, DATA_ENV, DataSearch, dataset_names, load_dataset, resolve_auto
 from ..errors import BenchError
 from ..executors import EXECUTORS, make_executor
+from ..until_decided import SeedRounds, answers
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -32,6 +33,8 @@ Re-running the same command into the same --out reuses every finished run."""
 DEFAULT_ARCHS = "tag:default"
 DEFAULT_SEEDS = 3
 DEFAULT_EPOCHS = 5
+DEFAULT_MAX_SEEDS = 21
+DEFAULT_MARGIN = 0.0025  # bench.stats.DEFAULT_MARGIN, without importing scipy for --help
 EXIT_RUN_FAILED = 1
 
 
@@ -55,6 +58,12 @@ def _number(text, kind, what, ok):
     if not ok(value):
         raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+def accuracy(text: str) -> float:
+    """A fraction in (0, 1], or a percentage in (1, 100]."""
+    value = _number(text, float, "an accuracy in (0, 1] or a percentage in (1, 100]", lambda v: 0 < v <= 100)
+    return value / 100 if value > 1 else value
 
 
 def seed_list(text: str) -> list[int]:
@@ -139,18 +148,43 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="save a run's full training state each N epochs, so an interrupted run "
                         "resumes mid-way (default 0: never; a run always resumes from a checkpoint it finds)")
     g.add_argument("--no-report", action="store_true", help="write the tables but do not render the report")
+
+    g = p.add_argument_group("the answer")
+    add_answer_options(g)
+    g.add_argument("--until-decided", action="store_true",
+                   help="train --seeds seeds a round until every comparison is decided (better, worse or "
+                        "equivalent) or --max-seeds is reached; each round tests at the level it spends, so "
+                        "stopping early keeps the false-verdict rate at 5%%")
+    g.add_argument("--max-seeds", type=positive_int, default=DEFAULT_MAX_SEEDS, metavar="N",
+                   help="with --until-decided: the most seeds per architecture")
+
+
+def add_answer_options(g, stored_first: bool = False) -> None:
+    """Options that shape the report's answer (shared with ``bench report``, where the values
+    the grid was run with come first: ``stored_first``)."""
+    default = "(default: as the grid was run; else " if stored_first else "(default: "
     g.add_argument("--baseline", default=None,
-                   help="report: also compare every architecture with this one (default: only with the leader)")
+                   help=f"compare every architecture with this one {default}for an ablation family its "
+                        "all-reference cell, e.g. standard convs with max-pool; else the first of --archs)")
+    g.add_argument("--margin", type=positive_float, default=None, metavar="PP",
+                   help=f"equivalence margin in percentage points: a smaller difference counts as no "
+                        f"difference {default}{DEFAULT_MARGIN * 100:g}, about two standard errors of one "
+                        "accuracy measured on 10,000 test images)")
+    g.add_argument("--target", type=accuracy, default=None, metavar="ACC",
+                   help="validation accuracy for time to target, as a fraction (0.985) or percent (98.5) "
+                        f"{default}the lowest final validation accuracy among the architectures)")
 
 
-def build_configs(args: argparse.Namespace, datasets: list[str], device: str) -> list[RunConfig]:
+def build_configs(args: argparse.Namespace, datasets: list[str], device: str,
+                  seeds: list[int] | None = None) -> list[RunConfig]:
     from architectures import UnknownArchitectureError, resolve
 
     try:
         archs = resolve(args.archs)
     except UnknownArchitectureError as exc:
         raise BenchError(str(exc)) from None
-    seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
+    if seeds is None:
+        seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
     test_weights = args.test_weights or ("last" if args.val_fraction == 0 else "best-val")
     base = RunConfig(
         arch=archs[0], dataset=datasets[0], seed=seeds[0], epochs=args.epochs,
@@ -189,13 +223,18 @@ def load_datasets(args: argparse.Namespace, console: Console) -> tuple[list[Data
 
 
 def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: Path) -> str:
-    """The explicit command that reruns this grid, with every resolved default spelled out."""
+    """The explicit command that reruns this grid and renders the same report, with every
+    resolved default spelled out."""
     base = configs[0]
     archs = list(dict.fromkeys(c.arch for c in configs))
     datasets = list(dict.fromkeys(c.dataset for c in configs))
     seeds = list(dict.fromkeys(c.seed for c in configs))
+    if args.until_decided:
+        chosen = ["--seeds", str(args.seeds), "--until-decided", "--max-seeds", str(args.max_seeds)]
+    else:
+        chosen = ["--seed-list", ",".join(map(str, seeds))]
     parts = ["python", "-m", "bench", "--archs", ",".join(archs), "--dataset", ",".join(datasets),
-             "--seed-list", ",".join(map(str, seeds)), "--epochs", str(base.epochs),
+             *chosen, "--epochs", str(base.epochs),
              "--batch-size", str(base.batch_size), "--optimizer", base.optimizer, "--lr", repr(base.lr),
              "--val-fraction", repr(base.val_fraction), "--test-weights", base.test_weights,
              "--device", base.device, "--out", str(out)]
@@ -216,17 +255,20 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
             parts.append(f"--{flag}")
     if args.data_dir:
         parts += ["--data-dir", args.data_dir]
+    if args.baseline:
+        parts += ["--baseline", args.baseline]
+    parts += ["--margin", f"{_margin(args) * 100:g}"]
+    if args.target is not None:
+        parts += ["--target", repr(args.target)]
     return shlex.join(parts)
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
     from ..determinism import prepare_environment
     from ..devices import device_name, resolve_device
-    from ..progress import GridProgress
-    from ..runner import run_grid
     from ..samples import save_samples
     from ..storage import prepare_output_dir, write_invocation
-    from ..tasks import DataRequest, provide_dataset
+    from ..tasks import provide_dataset
 
     started_at = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -237,42 +279,38 @@ def main(args: argparse.Namespace, console: Console) -> int:
     selected = {c.arch for c in build_configs(args, ["digits"], device)}
     if args.baseline is not None and args.baseline not in selected:
         raise BenchError(f"--baseline {args.baseline!r} is not one of the selected architectures (--archs)")
+    if args.until_decided and args.seed_list is not None:
+        raise BenchError("--until-decided adds seeds 0, 1, 2, ... in rounds of --seeds; it takes no --seed-list")
+    if args.until_decided and args.max_seeds < args.seeds:
+        raise BenchError(f"--max-seeds {args.max_seeds} is fewer than one round of --seeds {args.seeds}")
     executor = make_executor(args.executor, workers=args.workers, device=device, ray_address=args.ray_address,
                              gpus_per_run=args.gpus_per_run, ray_retries=args.ray_retries,
                              seeds_together=args.seeds_together)
     datasets, fallbacks = load_datasets(args, console)
-    configs = build_configs(args, [d.name for d in datasets], device)
-    out = Path(args.out) if args.out else Path("reports") / "-".join(d.name for d in datasets)
+    names = [d.name for d in datasets]
+    out = Path(args.out) if args.out else Path("reports") / "-".join(names)
     prepare_output_dir(out)
     for dataset in datasets:
         provide_dataset(dataset)  # the in-process executor reuses the driver's copy
         save_samples(out, dataset)
 
+    rounds = SeedRounds(args.seeds, args.max_seeds) if args.until_decided else None
+    configs = build_configs(args, names, device, _round_seeds(rounds, 0))
     console.print(
         f"cnnbench: {len({c.arch for c in configs})} architectures x {len(datasets)} dataset(s) x "
-        f"{len({c.seed for c in configs})} seeds = {len(configs)} runs of {configs[0].epochs} epochs "
-        f"on {device} ({device_name(device)}), output in {out}", soft_wrap=True)
+        f"{len({c.seed for c in configs})} seeds{' a round' if rounds else ''} = {len(configs)} runs of "
+        f"{configs[0].epochs} epochs on {device} ({device_name(device)}), output in {out}", soft_wrap=True)
+    looks = trained = 0
+    while True:
+        outcome = train_grid(args, configs, out, executor, console)
+        looks, trained = looks + 1, trained + outcome.trained
+        if rounds is None or outcome.interrupted is not None or not ask_again(args, rounds, looks, outcome, console):
+            break
+        configs = build_configs(args, names, device, _round_seeds(rounds, looks))
+    save_errors_of(out, datasets, outcome.records)
 
-    state: dict[str, GridProgress] = {}
-
-    def on_start(total: int, reused: int) -> None:
-        if reused:
-            console.print(f"reusing {reused} finished run(s) from {out} (use --force to retrain)")
-        state["progress"] = GridProgress(console, total, reused).__enter__()
-
-    try:
-        outcome = run_grid(
-            configs, out, executor, DataRequest(args.data_dir, download=False), force=args.force,
-            checkpoint_every=args.checkpoint_every, on_start=on_start,
-            on_epoch=lambda cfg, rec: state["progress"].on_epoch(cfg, rec),
-            on_run=lambda rec: state["progress"].on_run(rec),
-        )
-    finally:
-        if "progress" in state:
-            state["progress"].__exit__(None, None, None)
-
-    write_invocation(out, describe_invocation(args, configs, datasets, fallbacks, outcome, executor,
-                                              out, started_at, time.perf_counter() - t0))
+    write_invocation(out, describe_invocation(args, configs, datasets, fallbacks, outcome, executor, out,
+                                              started_at, time.perf_counter() - t0, rounds, looks))
 
     if outcome.interrupted is not None:
         console.print(
@@ -282,22 +320,87 @@ def main(args: argparse.Namespace, console: Console) -> int:
         return 128 + outcome.interrupted.signum
 
     console.print(
-        f"{len(outcome.records)} runs ({outcome.reused} reused, {outcome.trained} trained) in "
-        f"{outcome.wall_seconds:.1f} s; tables in {out}", soft_wrap=True)
+        f"{len(outcome.records)} runs ({len(outcome.records) - trained} reused, {trained} trained) in "
+        f"{time.perf_counter() - t0:.1f} s; tables in {out}", soft_wrap=True)
     if not args.no_report:
-        render_after_run(out, console, baseline=args.baseline)
+        render_after_run(out, console)
     for record in outcome.failed:
         console.print(f"[red]failed:[/] {record.config.arch} seed {record.config.seed}: {record.error}",
                       soft_wrap=True)
     return EXIT_RUN_FAILED if outcome.failed else 0
 
 
+def train_grid(args: argparse.Namespace, configs: list[RunConfig], out: Path, executor, console: Console):
+    """Train (or reuse) every run of ``configs``, with progress on the console."""
+    from ..progress import GridProgress
+    from ..runner import run_grid
+    from ..tasks import DataRequest
+
+    state: dict[str, GridProgress] = {}
+
+    def on_start(total: int, reused: int) -> None:
+        if reused:
+            console.print(f"reusing {reused} finished run(s) from {out} (use --force to retrain)")
+        state["progress"] = GridProgress(console, total, reused).__enter__()
+
+    try:
+        return run_grid(
+            configs, out, executor, DataRequest(args.data_dir, download=False), force=args.force,
+            checkpoint_every=args.checkpoint_every, target=args.target, on_start=on_start,
+            on_epoch=lambda cfg, rec: state["progress"].on_epoch(cfg, rec),
+            on_run=lambda rec: state["progress"].on_run(rec),
+        )
+    finally:
+        if "progress" in state:
+            state["progress"].__exit__(None, None, None)
+
+
+def _round_seeds(rounds: SeedRounds | None, index: int) -> list[int] | None:
+    return None if rounds is None else list(range(rounds.look(index).n_seeds))
+
+
+def ask_again(args: argparse.Namespace, rounds: SeedRounds, looks: int, outcome, console: Console) -> bool:
+    """After round ``looks``: say what is decided; True when another round should train."""
+    from architectures import resolve
+
+    from ..stats import UNDECIDED, describe
+
+    look = rounds.look(looks - 1)
+    found = answers(outcome.records, margin=_margin(args), look=look, baseline=args.baseline,
+                    order=resolve(args.archs))
+    open_ = [c for c in found if c.verdict == UNDECIDED]
+    console.print(f"round {looks}: {look.n_seeds} seeds, {len(found) - len(open_)} of {len(found)} "
+                  f"comparisons decided (tested at alpha {look.alpha():.4f})", soft_wrap=True)
+    for c in open_:
+        console.print(f"  {describe(c)}", soft_wrap=True, markup=False)
+    if open_ and look.is_last:
+        console.print(f"--max-seeds {rounds.max_seeds} reached with {len(open_)} comparison(s) undecided",
+                      soft_wrap=True)
+    return bool(open_) and not look.is_last
+
+
+def _margin(args: argparse.Namespace) -> float:
+    return DEFAULT_MARGIN if args.margin is None else args.margin / 100
+
+
+def save_errors_of(out: Path, datasets: list[Dataset], records) -> None:
+    """Store the test images any run got wrong (the report's gallery of disagreements)."""
+    from ..samples import save_errors
+
+    for dataset in datasets:
+        wrong = [~r.test_correct for r in records
+                 if r.config.dataset == dataset.name and r.test_correct is not None]
+        save_errors(out, dataset, wrong)
+
+
 def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, out: Path,
-                        started_at: datetime, wall_seconds: float) -> dict:
+                        started_at: datetime, wall_seconds: float, rounds: SeedRounds | None = None,
+                        looks: int = 1) -> dict:
     """What config.json records about this invocation (the report's header reads it)."""
     from architectures import get_spec
 
     from ..environment import environment, git_commit
+    from ..stats import ALPHA
 
     archs = list(dict.fromkeys(c.arch for c in configs))
     stats = {d.name: d.pixel_stats() for d in datasets}
@@ -313,6 +416,10 @@ def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, o
             "seeds": list(dict.fromkeys(c.seed for c in configs)),
         },
         "base_config": {k: v for k, v in configs[0].to_dict().items() if k not in ("arch", "dataset", "seed")},
+        "analysis": {
+            "margin": _margin(args), "alpha": ALPHA, "target": args.target, "baseline": args.baseline,
+            "until_decided": rounds.describe(looks) if rounds is not None else None,
+        },
         "datasets": {
             d.name: {
                 "classes": list(d.classes),
@@ -341,7 +448,7 @@ def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, o
     }
 
 
-def render_after_run(out: Path, console: Console, baseline: str | None = None) -> None:
+def render_after_run(out: Path, console: Console) -> None:
     """Render the report from the stored tables (the report reads files, never memory).
 
     The tables are already written, so a failure here loses nothing; say how to retry.
@@ -349,7 +456,7 @@ def render_after_run(out: Path, console: Console, baseline: str | None = None) -
     from ..report import render_report
 
     try:
-        path = render_report(out, baseline=baseline)
+        path = render_report(out)
     except BenchError as exc:
         raise BenchError(f"{exc} (the results are stored in {out}; "
                          f"re-render with: python -m bench report {out})") from None

@@ -3,6 +3,7 @@
 One fixed colour per architecture everywhere (seaborn's colour-blind-safe palette, in grid
 order; past ten architectures the colours repeat with a dashed line and another marker).
 PNG bytes are reproducible: no "Software" metadata, fixed DPI and fonts, no timestamps.
+Figures are drawn at twice the resolution they are shown at (``SCALE``), sharp on HiDPI screens.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import seaborn as sns  # noqa: E402
 from ..storage import atomic_write_bytes  # noqa: E402
 from . import stats  # noqa: E402
 
-DPI = 110
+SCALE = 2  # pixels per CSS pixel: the report shows each PNG at half its width
+DPI = 110 * SCALE
 STYLE = {
     "font.family": "DejaVu Sans",
     "font.size": 10,
@@ -104,7 +106,7 @@ def samples_grid(images: np.ndarray, labels: Sequence[int], classes: Sequence[st
 
 # -- leaderboard and comparisons --------------------------------------------------------
 def accuracy_by_arch(runs: pd.DataFrame, board: pd.DataFrame, styles: dict[str, Style], path: Path) -> Path:
-    """Each seed as a dot, the mean as a bar tick, the 95% t-CI as a whisker; best on top."""
+    """Each seed as a dot, the mean as a bar tick, the 95% interval as a whisker; best on top."""
     order = list(board["arch"])
     with style_context():
         fig, ax = plt.subplots(figsize=(8, 0.45 * len(order) + 1.4))
@@ -122,16 +124,22 @@ def accuracy_by_arch(runs: pd.DataFrame, board: pd.DataFrame, styles: dict[str, 
         ax.set_yticks(range(len(order)), order)
         ax.invert_yaxis()
         ax.set_xlabel("test accuracy (%)")
-        ax.set_title("Test accuracy per architecture: dots = seeds, bar = mean, whisker = 95% t-CI",
+        ax.set_title("Test accuracy per architecture: dots = seeds, bar = mean, whisker = 95% interval",
                      loc="left", fontsize=10)
+        low, high = ax.get_xlim()
+        ax.set_xlim(max(low, 0), min(high, 100))  # accuracies live in [0, 100] %
         _pct(ax)
         return save(fig, path)
 
 
-def forest(comparison: pd.DataFrame, styles: dict[str, Style], reference: str, path: Path) -> Path:
-    """Paired differences against ``reference`` in percentage points, with 95% t-CIs."""
+def forest(comparison: pd.DataFrame, styles: dict[str, Style], reference: str, path: Path,
+           margin: float = 0.0) -> Path:
+    """Paired differences against ``reference`` in percentage points, with their intervals and
+    the equivalence margin shaded."""
     with style_context():
         fig, ax = plt.subplots(figsize=(8, 0.45 * max(len(comparison), 1) + 1.4))
+        if margin:
+            ax.axvspan(-margin * 100, margin * 100, color="0.88", zorder=0, label=f"±{margin * 100:g} pp margin")
         for y, row in enumerate(comparison.itertuples()):
             st = styles[row.arch]
             if not math.isnan(row.ci_low):
@@ -143,8 +151,10 @@ def forest(comparison: pd.DataFrame, styles: dict[str, Style], reference: str, p
         ax.set_yticks(range(len(comparison)), list(comparison["arch"]))
         ax.invert_yaxis()
         ax.set_xlabel(f"test accuracy minus {reference}'s, paired by seed (percentage points)")
-        ax.set_title(f"Difference to {reference}: mean over seeds with 95% t-CI (left of 0 = worse)",
+        ax.set_title(f"Difference to {reference}: mean with its interval (left of 0 = worse)",
                      loc="left", fontsize=10)
+        if margin:
+            ax.legend(loc="lower right")
         return save(fig, path)
 
 
@@ -308,30 +318,68 @@ def epoch_times(epochs: pd.DataFrame, archs: Sequence[str], styles: dict[str, St
         return save(fig, path)
 
 
-def pareto(board: pd.DataFrame, styles: dict[str, Style], path: Path) -> Path:
+def tradeoffs(board: pd.DataFrame, styles: dict[str, Style], path: Path) -> Path:
+    """Mean test accuracy against three costs: training time, parameters, training FLOPs."""
+    panels = (("train_seconds", "training time per run, mean over seeds (s)", 1.0),
+              ("params", "parameters (thousands)", 1e-3),
+              ("flops_per_image", "training MFLOP per image", 1e-6))
     with style_context():
-        fig, ax = plt.subplots(figsize=(8, 5))
-        x = board["train_seconds"].to_numpy(dtype=float)
-        y = board["mean"].to_numpy(dtype=float) * 100
-        front = stats.pareto_front(x, y)
-        if len(front):
-            fx, fy = x[front], y[front]
-            ax.step(np.r_[fx, fx[-1] * 1.05], np.r_[fy, fy[-1]], where="post", color="0.4", ls="--", lw=1.2,
-                    label="Pareto front (no other is both faster and more accurate)", zorder=1)
-        for row in board.itertuples():
-            st = styles[row.arch]
-            err = None
-            if not math.isnan(row.ci_low):
-                err = [[(row.mean - row.ci_low) * 100], [(row.ci_high - row.mean) * 100]]
-            ax.errorbar(row.train_seconds, row.mean * 100, yerr=err, color=st.color, marker=st.marker, ms=8,
-                        capsize=3, lw=1.5, zorder=3)
-            ax.annotate(row.arch, (row.train_seconds, row.mean * 100), xytext=(6, 4), textcoords="offset points",
-                        fontsize=9)
-        ax.set_xlabel("training time per run, mean over seeds (s)")
-        ax.set_ylabel("test accuracy, mean over seeds (%)")
-        ax.set_title("Accuracy against training time (whiskers: 95% t-CI)", loc="left")
+        fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), sharey=True)
+        for ax, (column, label, scale) in zip(axes, panels):
+            x = board[column].to_numpy(dtype=float) * scale
+            y = board["mean"].to_numpy(dtype=float) * 100
+            front = stats.pareto_front(x, y)
+            if len(front) and np.isfinite(x[front]).all():
+                fx, fy = x[front], y[front]
+                ax.step(np.r_[fx, fx[-1] * 1.05], np.r_[fy, fy[-1]], where="post", color="0.4", ls="--", lw=1.2,
+                        label="Pareto front: no other is both cheaper and more accurate", zorder=1)
+            for row, xi in zip(board.itertuples(), x):
+                st = styles[row.arch]
+                err = None
+                if not math.isnan(row.ci_low):
+                    err = [[(row.mean - row.ci_low) * 100], [(row.ci_high - row.mean) * 100]]
+                ax.errorbar(xi, row.mean * 100, yerr=err, color=st.color, marker=st.marker, ms=7,
+                            capsize=3, lw=1.4, zorder=3)
+                ax.annotate(row.arch, (xi, row.mean * 100), xytext=(5, 3), textcoords="offset points", fontsize=8)
+            ax.set_xlabel(label)
+            ax.set_xlim(left=0)
+        axes[0].set_ylabel("test accuracy, mean over seeds (%)")
+        axes[0].legend(loc="lower right", fontsize=8)
+        fig.suptitle("Accuracy against cost (whiskers: 95% interval)", x=0.01, ha="left", fontsize=11)
+        fig.tight_layout()
+        return save(fig, path)
+
+
+def time_to_target(times: pd.DataFrame, archs: Sequence[str], target: float, styles: dict[str, Style],
+                   path: Path) -> Path:
+    """Per architecture and seed, training seconds until validation accuracy reached ``target``;
+    runs that never did sit at the right edge, marked."""
+    archs = [a for a in archs if a in set(times["arch"])]
+    finite = times.loc[np.isfinite(times["seconds_to_target"]), "seconds_to_target"]
+    never_x = (finite.max() if len(finite) else 1.0) * 1.15
+    with style_context():
+        fig, ax = plt.subplots(figsize=(8, 0.45 * len(archs) + 1.5))
+        for y, arch in enumerate(archs):
+            st = styles[arch]
+            rows = times[times["arch"] == arch]
+            reached = rows[np.isfinite(rows["seconds_to_target"])]
+            missed = rows[~np.isfinite(rows["seconds_to_target"])]
+            jitter = np.linspace(-0.12, 0.12, len(reached)) if len(reached) > 1 else np.zeros(len(reached))
+            ax.scatter(reached["seconds_to_target"], y + jitter, color=st.color, s=30, marker=st.marker, zorder=3)
+            if len(reached):
+                ax.scatter([np.median(rows["seconds_to_target"]) if len(missed) * 2 < len(rows) else never_x],
+                           [y], color=st.color, s=90, marker="|", linewidths=3, zorder=4)
+            if len(missed):
+                ax.scatter(np.full(len(missed), never_x), np.full(len(missed), y), color=st.color, s=40,
+                           marker=">", facecolors="none", zorder=3)
+        ax.axvline(never_x, color="0.6", lw=1, ls=":")
+        ax.annotate("never reached", (never_x, len(archs) - 0.5), xytext=(-4, 0), textcoords="offset points",
+                    ha="right", fontsize=8, color="0.4")
+        ax.set_yticks(range(len(archs)), archs)
+        ax.invert_yaxis()
         ax.set_xlim(left=0)
-        ax.legend(loc="lower right")
+        ax.set_xlabel(f"training seconds until validation accuracy >= {target * 100:.2f}%")
+        ax.set_title("Time to target: dots = seeds, bar = median (AlgoPerf's measure)", loc="left", fontsize=10)
         return save(fig, path)
 
 
@@ -374,3 +422,51 @@ def misclassified(images: np.ndarray, captions: Sequence[str], title: str, path:
         fig.suptitle(title, x=0.01, ha="left", fontsize=10)
         fig.tight_layout()
         return save(fig, path)
+
+
+# -- one network against the reference -------------------------------------------------------
+def confusion_difference(diff: pd.DataFrame, classes: Sequence[str], arch: str, reference: str, path: Path) -> Path:
+    """Mean confusion counts per seed of ``arch`` minus ``reference``: red off the diagonal means
+    ``arch`` makes that mistake more often."""
+    k = len(classes)
+    diff = diff.reindex(index=range(k), columns=range(k), fill_value=0).fillna(0)
+    bound = max(float(np.abs(diff.to_numpy()).max()), 1.0)
+    size = 0.42 * k + 2.0
+    with style_context(), plt.rc_context({"axes.grid": False}):
+        fig, ax = plt.subplots(figsize=(size + 1.0, size))
+        sns.heatmap(diff, ax=ax, cmap="RdBu_r", vmin=-bound, vmax=bound, square=True,
+                    annot=diff.to_numpy(), fmt=".1f", annot_kws={"fontsize": 7}, xticklabels=classes,
+                    yticklabels=classes, linewidths=0.3, linecolor="white", cbar_kws={"shrink": 0.7})
+        ax.set_title(f"{arch} minus {reference}: test images per seed", loc="left", fontsize=10)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.tick_params(axis="x", labelrotation=90, labelsize=8)
+        ax.tick_params(axis="y", labelrotation=0, labelsize=8)
+        fig.tight_layout()
+        return save(fig, path)
+
+
+def class_differences(rows: pd.DataFrame, arch: str, reference: str, margin: float, path: Path) -> Path:
+    """Per class, ``arch`` minus ``reference`` in percentage points with its interval."""
+    colours = {"better": "#146c2e", "worse": "#a61b1b", "equivalent": "#0b5cad", "undecided": "0.45"}
+    with style_context():
+        fig, ax = plt.subplots(figsize=(8, 0.38 * max(len(rows), 1) + 1.5))
+        ax.axvspan(-margin * 100, margin * 100, color="0.9", zorder=0)
+        for y, row in enumerate(rows.itertuples()):
+            colour = colours.get(row.verdict, "0.45")
+            if math.isnan(row.ci_low):
+                ax.plot(row.diff * 100, y, "o", color=colour, ms=6)
+            else:
+                ax.errorbar(row.diff * 100, y, xerr=[[(row.diff - row.ci_low) * 100], [(row.ci_high - row.diff) * 100]],
+                            color=colour, capsize=3, lw=1.6, marker="o", ms=6)
+        ax.axvline(0, color="0.3", lw=1)
+        ax.set_yticks(range(len(rows)), list(rows["arch"]))
+        ax.invert_yaxis()
+        ax.set_xlabel(f"per-class test accuracy, {arch} minus {reference} (pp)")
+        ax.set_title("Per-class differences with intervals (colour: verdict; grey band: margin)", loc="left", fontsize=10)
+        return save(fig, path)
+
+
+def disagreements(images: np.ndarray, captions: Sequence[str], title: str, path: Path, cols: int = 8) -> Path:
+    """Test images two networks classified differently, with who got each right."""
+    return misclassified(images, captions, title, path, cols=cols)

@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import BenchError
 from ..samples import load_samples
 from ..schema import CONFUSION, EPOCHS, RUNS, STATUS_OK
-from ..storage import read_invocation, read_tables
+from ..storage import load_record, read_invocation, read_tables
 
 # What the report reads of a finished run; failed runs may leave them empty.
 RUNS_NEEDED = ("test_acc", "best_val_acc", "test_loss", "params", "flops_per_image",
@@ -32,6 +33,22 @@ class Stored:
     epochs: pd.DataFrame  # finished runs only
     confusion: pd.DataFrame  # finished runs only
     samples: dict[str, dict[str, Any]] = field(default_factory=dict)  # dataset -> samples file
+    correct: dict[str, np.ndarray] = field(default_factory=dict)  # run id -> per-image test results
+
+    @property
+    def analysis(self) -> dict[str, Any]:
+        """How the grid asked to be analysed (margin, target, baseline, --until-decided rounds)."""
+        return self.invocation.get("analysis") or {}
+
+    @property
+    def look(self):
+        """The last look of a --until-decided grid (its tests spend that look's alpha), or None."""
+        plan = self.analysis.get("until_decided")
+        if not plan:
+            return None
+        from ..until_decided import look_of
+
+        return look_of(plan)
 
     @property
     def ok(self) -> pd.DataFrame:
@@ -148,4 +165,18 @@ def load(out: Path) -> Stored:
             stored.invocation.setdefault("_warnings", []).append(f"samples-{dataset}.pt unreadable: {exc}")
         if sample is not None:
             stored.samples[dataset] = sample
+    stored.correct = per_image_results(out, list(stored.ok["run_id"]))
     return stored
+
+
+def per_image_results(out: Path, run_ids: list[str]) -> dict[str, np.ndarray]:
+    """Which test images each run got right, from its record (records before version 2 have none)."""
+    found = {}
+    for run_id in run_ids:
+        try:
+            record = load_record(out, run_id)
+        except BenchError:
+            record = None  # a record from a newer cnnbench: its per-seed accuracy still counts
+        if record is not None and record.test_correct is not None:
+            found[run_id] = record.test_correct
+    return found

@@ -2,12 +2,14 @@
 
 The HTML embeds every figure as a base64 ``data:`` URI and its CSS inline, needs no
 JavaScript and fetches nothing, so it opens from disk or as an e-mail attachment.  Apart
-from the render date, the same stored files always give the same bytes.  The sections
-themselves are ``bench.report.sections``.
+from the render date, the same stored files always give the same bytes.  It opens with the
+answer (``sections.answer``), then a table of contents, the setup, and the numbered
+sections of ``bench.report.sections``.
 """
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,24 +18,25 @@ from typing import Any
 import jinja2
 
 from ..errors import BenchError
+from ..stats import ALPHA, DEFAULT_MARGIN, METHODS
 from ..storage import atomic_write_text
-from . import figures, stats
-from .format import seconds, slug
+from . import figures
+from .format import pct, seconds, slug
 from .load import Stored, load
-from .sections import Figures, Section, dataset_view, sections_of
+from .sections import FIGURES_DIR, Figures, Section, answer, dataset_view, sections_of
 
 REPORT_FILE = "report.html"
-FIGURES_DIR = "figures"
 TEMPLATE = "report.html.j2"
 
 
 @dataclass
 class DatasetPart:
-    """One dataset's part of the report: its facts, sample images and sections."""
+    """One dataset's part of the report: its answer, facts, sample images and sections."""
 
     dataset: str
     info: dict[str, Any]
-    samples: str | None
+    answer: dict[str, Any]
+    samples: dict[str, Any] | None
     sections: list[Section]
 
     @property
@@ -41,18 +44,32 @@ class DatasetPart:
         return any(s.key != "failed" for s in self.sections)
 
 
-def dataset_part(stored: Stored, dataset: str, baseline: str | None, figs: Figures,
-                 styles: dict[str, figures.Style]) -> DatasetPart:
-    view = dataset_view(stored, dataset, baseline, figs, styles)
+def dataset_part(stored: Stored, dataset: str, figs: Figures, styles: dict[str, figures.Style],
+                 **analysis: Any) -> DatasetPart:
+    view = dataset_view(stored, dataset, figs, styles, **analysis)
     info = stored.invocation.get("datasets", {}).get(dataset, {})
     samples = None
     if view.sample is not None and len(view.sample.get("train_images", [])):
         samples = view.figure(figures.samples_grid, "samples", view.sample["train_images"].numpy(),
                               view.sample["train_labels"].tolist(), view.classes)
-    return DatasetPart(dataset, info, samples, sections_of(view))
+    return DatasetPart(dataset, info, answer(view), samples, sections_of(view))
 
 
-def header(stored: Stored) -> dict[str, Any]:
+def reproduce(command: str, baseline: str | None, margin: float, target: float | None) -> str:
+    """The stored reproduce command, with the options that shaped this report as they were used."""
+    if not command:
+        return ""
+    words, shaped = shlex.split(command), ("--baseline", "--margin", "--target")
+    kept = [w for i, w in enumerate(words) if w not in shaped and (i == 0 or words[i - 1] not in shaped)]
+    if baseline:
+        kept += ["--baseline", baseline]
+    kept += ["--margin", f"{margin * 100:g}"]
+    if target is not None:
+        kept += ["--target", repr(target)]
+    return shlex.join(kept)
+
+
+def header(stored: Stored, margin: float, target: float | None, baseline: str | None) -> dict[str, Any]:
     inv = stored.invocation
     base = inv.get("base_config", {})
     env = inv.get("environment", {})
@@ -66,6 +83,7 @@ def header(stored: Stored) -> dict[str, Any]:
     if base.get("lr_schedule", "none") != "none":
         opt += f", {base['lr_schedule']} schedule"
     finished, expected = int((stored.runs["status"] == "ok").sum()), len(inv.get("run_ids", [])) or len(stored.runs)
+    rounds = stored.analysis.get("until_decided")
     return {
         "datasets": stored.datasets,
         "archs": stored.archs,
@@ -82,11 +100,17 @@ def header(stored: Stored) -> dict[str, Any]:
         "git_commit": inv.get("git_commit", env.get("git_commit", "?")),
         "wall": seconds(float(inv["wall_seconds"])) if isinstance(inv.get("wall_seconds"), (int, float)) else "–",
         "executor": f"{inv.get('executor', '?')}, {inv.get('workers', '?')} worker(s)",
-        "reproduce": inv.get("reproduce", ""),
+        "reproduce": reproduce(inv.get("reproduce", ""), baseline, margin, target),
         "interrupted": bool(inv.get("interrupted")),
         "finished": finished,
         "expected": expected,
         "warnings": inv.get("_warnings", []),
+        "margin": f"{margin * 100:g}",
+        "target": pct(target) + "%" if target is not None else "the lowest final validation accuracy among the "
+                                                               "architectures",
+        "rounds": (f"seeds added in rounds of {rounds['per_round']} until every comparison was decided, at most "
+                   f"{rounds['max_seeds']} (--until-decided): looks after {', '.join(map(str, rounds['seeds']))} "
+                   "seeds") if rounds else "",
     }
 
 
@@ -101,10 +125,19 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_report(out: Path, baseline: str | None = None) -> Path:
-    """Render ``<out>/report.html`` and ``<out>/figures/*.png`` from the stored files."""
+def render_report(out: Path, baseline: str | None = None, margin: float | None = None,
+                  target: float | None = None) -> Path:
+    """Render ``<out>/report.html`` and ``<out>/figures/*.png`` from the stored files.
+
+    ``baseline``, ``margin`` (a fraction) and ``target`` override what the grid was run with
+    (config.json's ``analysis``).
+    """
     out = Path(out)
     stored = load(out)
+    analysis = stored.analysis
+    baseline = baseline if baseline is not None else analysis.get("baseline")
+    margin = margin if margin is not None else analysis.get("margin", DEFAULT_MARGIN)
+    target = target if target is not None else analysis.get("target")
     if baseline is not None and baseline not in stored.archs:
         raise BenchError(f"--baseline {baseline!r} is not an architecture of {out}; "
                          f"it has: {', '.join(stored.archs)}")
@@ -115,13 +148,14 @@ def render_report(out: Path, baseline: str | None = None) -> Path:
         raise BenchError(f"cannot create {folder}: {exc.strerror or exc}") from None
     figs = Figures(folder)
     styles = figures.arch_styles(stored.archs)
-    parts = [dataset_part(stored, d, baseline, figs, styles) for d in stored.datasets]
+    parts = [dataset_part(stored, d, figs, styles, baseline=baseline, margin=margin, target=target)
+             for d in stored.datasets]
     figs.prune()
     html = _environment().get_template(TEMPLATE).render(
-        h=header(stored), parts=parts, baseline=baseline,
+        h=header(stored, margin, target, baseline), parts=parts, baseline=baseline,
         rendered_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        alpha=stats.ALPHA, confidence=int(stats.CONFIDENCE * 100),
-        no_difference=stats.NO_DIFFERENCE,
+        alpha=ALPHA, methods=METHODS,
+        files=[name for name in ("runs.csv", "epochs.csv", "confusion.csv", "config.json") if (out / name).is_file()],
     )
     path = out / REPORT_FILE
     atomic_write_text(path, html)

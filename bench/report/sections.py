@@ -1,27 +1,34 @@
-"""The report's sections, in order: one small function each, from one dataset's stored runs.
+"""The report's parts, in order: the answer first, then one small function per section.
 
 A section function takes the ``DatasetView`` (everything read and computed once for a
 dataset) and returns a ``Section`` - a title, an anchor and what its template
 (``templates/sections/<key>.html.j2``) shows - or None when it has nothing to show.
-The template numbers the sections; adding one is a function here, its template, and its
-place in ``SECTIONS``.
+The template numbers the sections and lists them in the table of contents; adding one is a
+function here, its template, and its place in ``SECTIONS``.
 """
 
 from __future__ import annotations
 
 import base64
+import math
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from ..stats import BETTER, EQUIVALENT, METHODS, UNDECIDED, WORSE, Comparison, describe, still_improving
+from ..stats.target import default_target, per_epoch_reversals, target_summary, time_to_target
 from . import features, figures, stats
-from .format import ci_pct, ci_pp, missing, pct, pp, pval, slug
+from .format import missing, pct, pp, pval, seconds, slug
 from .load import Stored
 
 HIGHLIGHT = "background-color: #d7ecd9; font-weight: 600"
+FIGURES_DIR = "figures"
+GALLERY = 16  # disagreement images shown per pair
 
 
 class Figures:
@@ -34,9 +41,13 @@ class Figures:
     def path(self, name: str) -> Path:
         return self.folder / f"{slug(name)}.png"
 
-    def uri(self, path: Path) -> str:
+    def embed(self, path: Path) -> dict[str, Any]:
+        """The figure as the template shows it: a data URI, its CSS width, and its PNG's link."""
         self.written.append(path)
-        return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+        data = path.read_bytes()
+        width = struct.unpack(">I", data[16:20])[0]  # the PNG header's IHDR width
+        return {"src": "data:image/png;base64," + base64.b64encode(data).decode("ascii"),
+                "width": width // figures.SCALE, "href": f"{FIGURES_DIR}/{path.name}"}
 
     def prune(self) -> None:
         keep = {p.resolve() for p in self.written}
@@ -63,7 +74,7 @@ class Section:
 
 @dataclass
 class DatasetView:
-    """What every section of one dataset reads, computed once."""
+    """What every part of one dataset's report reads, computed once."""
 
     stored: Stored
     dataset: str
@@ -72,11 +83,16 @@ class DatasetView:
     failed: pd.DataFrame
     epochs: pd.DataFrame
     confusion: pd.DataFrame
-    baseline: str | None
     figs: Figures
     styles: dict[str, figures.Style]
     sample: dict | None
+    evidence: stats.Evidence
+    baseline: str | None
+    target: float | None
     board: pd.DataFrame = field(default_factory=pd.DataFrame)
+    versus_top: list[Comparison] = field(default_factory=list)
+    reference: str = ""
+    asked: dict[str, list[Comparison]] = field(default_factory=dict)
 
     @property
     def order(self) -> list[str]:
@@ -90,130 +106,298 @@ class DatasetView:
         return [a for a in self.stored.archs if a in present]
 
     @property
-    def leader(self) -> str:
+    def top(self) -> str:
         return self.board["arch"].iloc[0]
 
-    def figure(self, draw: Callable[..., Path], name: str, *args: Any) -> str:
-        """Draw a figure into figures/<dataset>-<name>.png and return its data URI."""
-        return self.figs.uri(draw(*args, self.figs.path(f"{self.dataset}-{name}")))
+    @property
+    def pair(self) -> tuple[str, str] | None:
+        """The one comparison the detailed figures show: the top architecture against the
+        reference (or, when the top is the reference, the runner-up against it)."""
+        others = [a for a in self.order if a != self.reference]
+        return (others[0], self.reference) if others else None
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        if self.sample is None or "test_labels" not in self.sample:
+            return None
+        return self.sample["test_labels"].numpy().astype(np.int64)
+
+    def figure(self, draw: Callable[..., Path], name: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Draw a figure into figures/<dataset>-<name>.png; what the template embeds."""
+        return self.figs.embed(draw(*args, self.figs.path(f"{self.dataset}-{name}"), **kwargs))
+
+    def times(self) -> pd.DataFrame:
+        return time_to_target(self.epochs, self.target) if self.target is not None else pd.DataFrame()
 
 
-def dataset_view(stored: Stored, dataset: str, baseline: str | None, figs: Figures,
-                 styles: dict[str, figures.Style]) -> DatasetView:
+def dataset_view(stored: Stored, dataset: str, figs: Figures, styles: dict[str, figures.Style], *,
+                 baseline: str | None, margin: float, target: float | None) -> DatasetView:
     runs = stored.ok[stored.ok["dataset"] == dataset]
+    epochs = stored.epochs[stored.epochs["dataset"] == dataset]
     view = DatasetView(
         stored=stored, dataset=dataset, classes=stored.classes(dataset), runs=runs,
         failed=stored.failed[stored.failed["dataset"] == dataset].sort_values(["arch", "seed"]),
-        epochs=stored.epochs[stored.epochs["dataset"] == dataset],
-        confusion=stored.confusion[stored.confusion["dataset"] == dataset],
-        baseline=baseline, figs=figs, styles=styles, sample=stored.samples.get(dataset),
+        epochs=epochs, confusion=stored.confusion[stored.confusion["dataset"] == dataset],
+        figs=figs, styles=styles, sample=stored.samples.get(dataset),
+        evidence=stats.Evidence(runs, stored.correct, margin=margin, look=stored.look), baseline=baseline,
+        target=target if target is not None or epochs.empty else _finite(default_target(epochs)),
     )
     if not runs.empty:
-        view.board = stats.leaderboard(runs)
+        view.board, view.versus_top = stats.leaderboard(view.evidence)
+        view.reference = baseline if baseline in set(runs["arch"]) else stats.default_reference(runs, view.archs)
+        view.asked = stats.questions(view.evidence, view.reference, view.order, baseline is not None)
     return view
+
+
+def _finite(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+# -- the answer ----------------------------------------------------------------------------
+def answer(v: DatasetView) -> dict[str, Any]:
+    """The verdict box: what the runs say in plain words, and why they may not say much."""
+    warnings = []
+    info = v.stored.invocation.get("datasets", {}).get(v.dataset, {})
+    if info.get("fallback_reason"):
+        warnings.append(f"These runs used the small embedded “{v.dataset}” dataset because MNIST was not "
+                        f"available: they say nothing about MNIST.")
+    if v.runs.empty:
+        return {"warnings": warnings + [f"No run finished on {v.dataset}: there is nothing to compare."],
+                "lines": []}
+    seeds = int(v.board["seeds"].min())
+    if seeds < 3:
+        warnings.append(f"Only {seeds} seed{'s' if seeds != 1 else ''} per architecture: no interval is "
+                        "trustworthy; run with --seeds 3 or more (or --until-decided).")
+    if _still_improving(v):
+        warnings.append("Most seeds' best validation epoch was their last: the networks were still improving, "
+                        "and more epochs may change the answer.")
+    lines = [_ranking_line(v)]
+    for question, comparisons in v.asked.items():
+        prefix = f"{question.removeprefix('factor ')}: " if question.startswith("factor ") else ""
+        lines += [{"text": prefix + describe(c), "verdict": c.verdict} for c in comparisons]
+    cost = _cost_line(v)
+    if cost:
+        lines.append({"text": cost, "verdict": "cost"})
+    open_ = sum(c.verdict == UNDECIDED for cs in v.asked.values() for c in cs)
+    return {"warnings": warnings, "lines": lines, "undecided": open_, "margin": v.evidence.margin}
+
+
+def _still_improving(v: DatasetView) -> bool:
+    return {"best_epoch", "epochs_run"} <= set(v.runs.columns) and still_improving(v.runs["best_epoch"],
+                                                                                   v.runs["epochs_run"])
+
+
+def _ranking_line(v: DatasetView) -> dict[str, str]:
+    tied = list(v.board.loc[v.board["rank"] == 1, "arch"])
+    mean = pct(v.board["mean"].iloc[0])
+    if len(tied) == 1:
+        text = (f"{tied[0]} is the most accurate ({mean}% mean test accuracy), decided against every other "
+                f"architecture.")
+    else:
+        text = (f"Tied 1st, not decided apart at these seeds: {', '.join(tied)} "
+                f"({tied[0]} has the highest mean, {mean}%).")
+    return {"text": text, "verdict": "rank"}
+
+
+def _cost_line(v: DatasetView) -> str | None:
+    """E.g. "dilated has 51% of convnet's parameters and 31% faster epochs, and reaches 98.50% in 12.1 s
+    against 15.3 s" - the main pair's costs, and who gets to the target first."""
+    if v.pair is None:
+        return None
+    arch, ref = v.pair
+    row = v.board.set_index("arch")
+    parts = []
+    if not missing(row.at[arch, "params"]) and row.at[ref, "params"]:
+        parts.append(f"{row.at[arch, 'params'] / row.at[ref, 'params']:.0%} of {ref}'s parameters")
+    a, b = row.at[arch, "mean_epoch_seconds"], row.at[ref, "mean_epoch_seconds"]
+    if not (missing(a) or missing(b)) and b > 0:
+        faster = (b - a) / b
+        parts.append(f"{abs(faster):.0%} {'faster' if faster >= 0 else 'slower'} epochs")
+    text = f"{arch} has " + " and ".join(parts) if parts else ""
+    if v.target is not None and not v.epochs.empty:
+        summary = target_summary(v.epochs, v.target).set_index("arch")
+        sa, sb = summary.at[arch, "median_seconds"], summary.at[ref, "median_seconds"]
+        reach = f"reaches {pct(v.target)}% validation accuracy in {_secs(sa)} against {ref}'s {_secs(sb)}"
+        text = f"{text}, and {reach}" if text else f"{arch} {reach}"
+        reversed_ = per_epoch_reversals(summary.reset_index())
+        if not reversed_.empty:
+            r = reversed_.iloc[0]
+            text += (f"; {r.faster_per_epoch} has the faster epochs but {r.faster_to_target} reaches the "
+                     f"target sooner")
+    return text or None
+
+
+def _secs(x: float) -> str:
+    return "never (median)" if math.isinf(x) else seconds(x)
 
 
 # -- the sections ------------------------------------------------------------------------
 def leaderboard(v: DatasetView) -> Section:
     return Section("leaderboard", "Leaderboard", v.dataset, {
-        "table": leaderboard_html(v.board, f"leaderboard-{slug(v.dataset)}"),
+        "table": leaderboard_html(v.board, v.times(), f"leaderboard-{slug(v.dataset)}"),
         "max_seeds": int(v.board["seeds"].max()),
+        "interval_from": v.board["interval_from"].iloc[0],
+        "untrusted": not v.board["trustworthy"].all(),
         "figure": v.figure(figures.accuracy_by_arch, "accuracy", v.runs, v.board, v.styles),
+        "method": METHODS["accuracy_interval"],
     })
 
 
-def leaderboard_html(board: pd.DataFrame, table_id: str) -> str:
-    """The leaderboard via pandas Styler: sorted by accuracy, the leader and each column's best marked."""
+def leaderboard_html(board: pd.DataFrame, times: pd.DataFrame, table_id: str) -> str:
+    """The leaderboard via pandas Styler: sorted by accuracy, ranks that claim only what was decided."""
+    to_target = (times.groupby("arch")["seconds_to_target"].median() if not times.empty
+                 else pd.Series(dtype=float))
     shown = pd.DataFrame({
-        "rank": board["rank"],
+        "rank": board["rank_label"],
         "architecture": board["arch"],
         "seeds": board["seeds"],
         "test acc. mean (%)": board["mean"] * 100,
+        "95% interval (%)": [f"[{pct(lo)}, {pct(hi)}]" if not missing(lo) else "–"
+                             for lo, hi in zip(board["ci_low"], board["ci_high"])],
         "std (pp)": board["std"] * 100,
-        "95% t-CI (%)": [ci_pct(lo, hi) for lo, hi in zip(board["ci_low"], board["ci_high"])],
         "best-val acc. (%)": board["best_val_acc"] * 100,
         "test loss": board["test_loss"],
         "params": board["params"],
         "train MFLOP / image": board["flops_per_image"] / 1e6,
         "epoch time (s)": board["mean_epoch_seconds"],
-        "train images / s": board["train_images_per_s"],
+        "to target (s)": [to_target.get(a, math.nan) for a in board["arch"]],
     })
     styler = (
         shown.style.set_uuid(table_id)
         .hide(axis="index")
         .format({"test acc. mean (%)": "{:.2f}", "std (pp)": "{:.2f}", "best-val acc. (%)": "{:.2f}",
                  "test loss": "{:.4f}", "params": "{:,.0f}", "train MFLOP / image": "{:.2f}",
-                 "epoch time (s)": "{:.3f}", "train images / s": "{:,.0f}"}, na_rep="–")
-        .highlight_max(subset=["test acc. mean (%)", "best-val acc. (%)", "train images / s"], props=HIGHLIGHT)
-        .highlight_min(subset=["test loss", "epoch time (s)"], props=HIGHLIGHT)
-        .apply(lambda row: ["font-weight: 700" if row["rank"] == 1 else "" for _ in row], axis=1)
+                 "epoch time (s)": "{:.3f}", "to target (s)": lambda x: "never" if math.isinf(x) else f"{x:.1f}"},
+                na_rep="–")
+        .highlight_max(subset=["test acc. mean (%)", "best-val acc. (%)"], props=HIGHLIGHT)
+        .highlight_min(subset=["test loss", "epoch time (s)", "to target (s)"], props=HIGHLIGHT)
+        .apply(lambda row: ["font-weight: 700" if row["rank"] == "1st" else "" for _ in row], axis=1)
         .set_table_attributes('class="data leaderboard"')
     )
     return styler.to_html(cell_ids=False, doctype_html=False)
 
 
 def comparisons(v: DatasetView) -> Section:
-    tables, notes = [], []
-    refs = [("leader", v.leader)] + ([("baseline", v.baseline)] if v.baseline and v.baseline != v.leader else [])
-    for role, ref in refs:
-        if ref not in v.order:
-            notes.append(f"The baseline {ref} has no finished run on {v.dataset}, so nothing is compared with it.")
-            continue
-        frame = stats.compare_to(v.runs, ref, order=v.order)
-        if frame.empty:
-            continue
-        tables.append({"role": role, "reference": ref, "rows": comparison_rows(frame),
-                       "figure": v.figure(figures.forest, f"vs-{role}", frame, v.styles, ref)})
-    return Section("comparison", "Pairwise comparison", v.dataset, {
-        "tables": tables, "notes": notes, "max_seeds": int(v.board["seeds"].max()),
-        "baseline_is_leader": v.baseline == v.leader,
+    tables = []
+    for question, found in v.asked.items():
+        if not question.startswith("factor "):
+            tables.append(_comparison_table(v, f"Against the reference: {v.reference}", v.reference, found))
+    if v.top != v.reference or not tables:
+        tables.append(_comparison_table(v, f"Against the highest mean: {v.top}", v.top, v.versus_top))
+    return Section("comparison", "Pairwise comparisons", v.dataset, {
+        "tables": [t for t in tables if t["rows"]], "margin": v.evidence.margin,
+        "interval_from": v.board["interval_from"].iloc[0],
+        "methods": [METHODS[k] for k in ("standard_error", "difference_test", "equivalence_test",
+                                         "multiplicity", "minimum_detectable_effect", "seeds_needed")],
+        "sequential": METHODS["sequential"] if v.evidence.look is not None else "",
     })
 
 
-def comparison_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def _comparison_table(v: DatasetView, title: str, reference: str, found: list[Comparison]) -> dict[str, Any]:
+    frame = stats.comparison_frame(found)
+    figure = v.figure(figures.forest, f"vs-{reference}", frame, v.styles, reference, margin=v.evidence.margin) \
+        if len(frame) else None
+    return {"title": title, "reference": reference, "rows": comparison_rows(found), "figure": figure}
+
+
+def comparison_rows(found: list[Comparison]) -> list[dict[str, Any]]:
     return [{
-        "arch": r.arch, "reference": r.reference, "n": r.n, "diff": pp(r.diff), "ci": ci_pp(r.ci_low, r.ci_high),
-        "p": pval(r.p), "p_holm": pval(r.p_holm), "verdict": r.verdict,
-        "cls": {"better": "better", "worse": "worse"}.get(r.verdict, "neutral"),
-    } for r in frame.itertuples()]
+        "arch": c.arch, "verdict": c.verdict, "verdict_text": verdict_text(c), "n": c.n_seeds,
+        "diff": pp(c.diff), "ci": _ci(c), "won": f"{c.wins} of {c.n_seeds}" if c.n_seeds else "–",
+        "p": pval(c.p_holm), "p_eq": pval(c.p_equivalence_holm), "mde": _unsigned(c.mde),
+        "sentence": describe(c),
+    } for c in found]
 
 
-def factor_effects(v: DatasetView) -> Section:
-    factorial = stats.factorial_runs(v.runs)
-    factors = stats.factor_columns(factorial)
-    context: dict[str, Any] = {"factors": [f.removeprefix("factor_") for f in factors]}
-    if factors:
-        acc = stats.factor_effects(factorial, "test_acc")
-        time = stats.factor_effects(factorial, "mean_epoch_seconds")
-        context.update(archs=sorted(set(factorial["arch"])), tables=[
-            ("test accuracy", effect_rows(acc, "pp"), "pp"), ("epoch time", effect_rows(time, "s"), "s")])
-        context["figure"] = v.figure(figures.factor_effects, "factor-effects", acc, time)
-        if len(factors) >= 2:
-            x, hue = (f.removeprefix("factor_") for f in factors[:2])
+def verdict_text(c: Comparison) -> str:
+    if c.verdict == EQUIVALENT:
+        return f"equivalent within ±{c.margin * 100:g} pp"
+    if c.verdict == UNDECIDED:
+        if c.seeds_needed is not None:
+            return f"undecided: about {c.seeds_needed - c.n_seeds} more seeds would decide it"
+        return f"undecided: {c.undecided_reason}" if c.undecided_reason else "undecided"
+    return c.verdict
+
+
+def _ci(c: Comparison) -> str:
+    return "–" if missing(c.ci_low) else f"[{pp(c.ci_low)}, {pp(c.ci_high)}]"
+
+
+def _unsigned(x: float) -> str:
+    return "–" if missing(x) else f"{x * 100:.2f}"
+
+
+def factor_effects(v: DatasetView) -> Section | None:
+    effects = {q.removeprefix("factor "): found for q, found in v.asked.items() if q.startswith("factor ")}
+    if not effects:
+        return None  # a grid without an ablation family has no factors to estimate
+    context: dict[str, Any] = {"factors": list(effects), "margin": v.evidence.margin}
+    if effects:
+        factorial = stats.factorial_runs(v.runs)
+        time = stats.factor_effects(v.evidence, "mean_epoch_seconds")
+        context["archs"] = sorted(set(factorial["arch"]))
+        context["tables"] = [{"factor": f, "reference": found[0].reference if found else "",
+                              "rows": comparison_rows(found)} for f, found in effects.items()]
+        context["time_rows"] = [{"factor": f, "level": c.arch, "reference": c.reference, "n": c.n_seeds,
+                                 "diff": _signed_seconds(c.diff), "ci": f"[{_signed_seconds(c.ci_low)}, "
+                                 f"{_signed_seconds(c.ci_high)}]", "p": pval(c.p)}
+                                for f, found in time.items() for c in found]
+        context["figure"] = v.figure(figures.factor_effects, "factor-effects", _effect_frame(effects),
+                                     _effect_frame(time))
+        names = list(effects)
+        if len(names) >= 2:
+            x, hue = names[:2]
             cells = stats.interaction_table(factorial, x, hue)
             context["interaction"] = v.figure(figures.interaction, "interaction", cells, x, hue)
             context["interaction_axes"] = (x, hue)
     return Section("factors", "Factor effects (ablation family)", v.dataset, context)
 
 
-def effect_rows(frame: pd.DataFrame, unit: str) -> list[dict[str, Any]]:
-    def scale(value: float) -> str:
-        if unit == "pp":
-            return pp(value)
-        return "–" if missing(value) else f"{value:+.4f}"
+def _effect_frame(effects: dict[str, list[Comparison]]) -> pd.DataFrame:
+    return pd.DataFrame([{"factor": f, "level": c.arch, "reference": c.reference, "diff": c.diff,
+                          "ci_low": c.ci_low, "ci_high": c.ci_high} for f, found in effects.items() for c in found],
+                        columns=["factor", "level", "reference", "diff", "ci_low", "ci_high"])
 
-    return [{"factor": r.factor, "level": r.level, "reference": r.reference, "n": r.n, "diff": scale(r.diff),
-             "ci": "–" if missing(r.ci_low) else f"[{scale(r.ci_low)}, {scale(r.ci_high)}]",
-             "p": pval(r.p), "note": r.note} for r in frame.itertuples()]
+
+def _signed_seconds(x: float) -> str:
+    return "–" if missing(x) else f"{x:+.4f}"
+
+
+def target(v: DatasetView) -> Section | None:
+    if v.target is None or v.epochs.empty:
+        return None
+    times = v.times()
+    summary = target_summary(v.epochs, v.target)
+    chosen = v.stored.invocation.get("analysis", {}).get("target")
+    return Section("target", "Time to target", v.dataset, {
+        "target": pct(v.target), "chosen": chosen is not None,
+        "figure": v.figure(figures.time_to_target, "time-to-target", times, v.archs, v.target, v.styles),
+        "rows": [{"arch": r.arch, "reached": f"{r.reached} of {r.seeds}", "epochs": _count(r.median_epochs),
+                  "seconds": _secs(r.median_seconds), "per_epoch": seconds(r.seconds_per_epoch)}
+                 for r in summary.itertuples()],
+        "reversals": [f"{r.faster_per_epoch} has faster epochs ({seconds(r.seconds_per_epoch)} against "
+                      f"{seconds(r.other_seconds_per_epoch)}) but {r.faster_to_target} reaches the target sooner "
+                      f"({_secs(r.other_seconds_to_target)} against {_secs(r.seconds_to_target)})"
+                      for r in per_epoch_reversals(summary).itertuples()],
+        "method": METHODS["time_to_target"],
+    })
+
+
+def _count(x: float) -> str:
+    return "never" if math.isinf(x) else f"{x:g}"
 
 
 def curves(v: DatasetView) -> Section:
-    shown = {} if v.epochs.empty else {"figure": v.figure(figures.curves, "curves", v.epochs, v.archs, v.styles)}
+    shown: dict[str, Any] = {}
+    if not v.epochs.empty:
+        shown["figure"] = v.figure(figures.curves, "curves", v.epochs, v.archs, v.styles)
+    shown["still_improving"] = _still_improving(v)
     return Section("curves", "Learning curves", v.dataset, shown)
 
 
 def errors(v: DatasetView) -> Section:
-    context: dict[str, Any] = {}
+    context: dict[str, Any] = {"pair": v.pair, "confusion": None, "confusion_difference": None,
+                               "class_rows": [], "gallery": None}
     if not v.confusion.empty:
         context["confusion"] = v.figure(figures.confusion_grid, "confusion", v.confusion, v.order, v.classes)
         per_class = stats.class_accuracy(v.confusion)
@@ -222,7 +406,47 @@ def errors(v: DatasetView) -> Section:
         context["gaps"] = [{"cls": _class_name(v.classes, int(g.cls)), "higher": g.higher, "lower": g.lower,
                             "acc_higher": pct(g.acc_higher), "acc_lower": pct(g.acc_lower), "gap": pp(g.gap)}
                            for g in gaps.rename(columns={"class": "cls"}).itertuples()]
+        if v.pair is not None:
+            arch, ref = v.pair
+            diff = stats.confusion_difference(v.confusion, arch, ref)
+            context["confusion_difference"] = v.figure(figures.confusion_difference, f"confusion-{arch}-vs-{ref}",
+                                                       diff, v.classes, arch, ref)
+    if v.pair is not None and v.labels is not None and v.evidence.images == len(v.labels):
+        arch, ref = v.pair
+        found = stats.class_differences(v.evidence, arch, ref, v.labels, v.classes)
+        frame = stats.comparison_frame(found)
+        if len(frame):
+            context["class_rows"] = comparison_rows(found)
+            context["class_figure"] = v.figure(figures.class_differences, f"classes-{arch}-vs-{ref}", frame,
+                                               arch, ref, v.evidence.margin)
+        context["gallery"] = _disagreements(v, arch, ref)
     return Section("errors", "Where the networks err", v.dataset, context)
+
+
+def _disagreements(v: DatasetView, arch: str, ref: str) -> dict[str, Any] | None:
+    """Test images the pair classified differently, most seeds disagreeing first."""
+    from ..samples import load_errors
+
+    stored = load_errors(v.stored.out, v.dataset)
+    if stored is None or v.labels is None:
+        return None
+    a, b = (v.evidence.scores(name) for name in (arch, ref))
+    if not isinstance(a, pd.DataFrame):
+        return None
+    seeds = a.index.intersection(b.index)
+    a_right, b_right = a.loc[seeds].to_numpy().mean(0), b.loc[seeds].to_numpy().mean(0)
+    gap = a_right - b_right
+    order = [i for i in np.argsort(-np.abs(gap), kind="stable") if gap[i] != 0]
+    position = {int(i): k for k, i in enumerate(stored["index"].tolist())}
+    chosen = [i for i in order if i in position][:GALLERY]
+    if not chosen:
+        return None
+    images = stored["images"][[position[i] for i in chosen]].numpy()
+    captions = [f"#{i} {_class_name(v.classes, int(v.labels[i]))}\n{arch} {a_right[i]:.0%}\n{ref} {b_right[i]:.0%}"
+                for i in chosen]
+    title = f"Test images {arch} and {ref} classify differently (share of seeds right)"
+    return {"figure": v.figure(figures.disagreements, f"disagree-{arch}-vs-{ref}", images, captions, title),
+            "count": int((gap != 0).sum()), "shown": len(chosen)}
 
 
 def cost(v: DatasetView) -> Section:
@@ -233,7 +457,7 @@ def cost(v: DatasetView) -> Section:
     context: dict[str, Any] = {
         "seed_groups": sorted(groups.items()) if len(sizes) > 1 else [],
         "all_grouped": min(sizes) if len(sizes) == 1 and min(sizes) > 1 else 0,
-        "pareto": v.figure(figures.pareto, "pareto", v.board, v.styles),
+        "tradeoffs": v.figure(figures.tradeoffs, "tradeoffs", v.board, v.styles),
     }
     if not v.epochs.empty:
         context["epoch_time"] = v.figure(figures.epoch_times, "epoch-time", v.epochs, v.archs, v.styles)
@@ -251,8 +475,8 @@ def inside(v: DatasetView) -> Section:
         worst = features.worst_mistakes(v.runs, arch, v.classes, v.stored.out)
         if worst is not None:
             title = f"{arch}: most confidently wrong test images (all seeds)"
-            uri = v.figure(figures.misclassified, f"misclassified-{arch}", worst.images, worst.captions, title)
-            context["mistakes"].append({"arch": arch, "uri": uri})
+            figure = v.figure(figures.misclassified, f"misclassified-{arch}", worst.images, worst.captions, title)
+            context["mistakes"].append({"arch": arch, "figure": figure})
     return Section("inside", "What the networks see and get wrong", v.dataset, context)
 
 
@@ -270,7 +494,7 @@ def _class_name(classes: list[str], index: int) -> str:
 
 # Every section, in the order the report shows them; the last ones also when no run finished.
 SECTIONS: tuple[Callable[[DatasetView], Section | None], ...] = (
-    leaderboard, comparisons, factor_effects, curves, errors, cost, inside, failed,
+    leaderboard, comparisons, factor_effects, target, curves, errors, cost, inside, failed,
 )
 ALWAYS = (failed,)
 
@@ -278,3 +502,6 @@ ALWAYS = (failed,)
 def sections_of(v: DatasetView) -> list[Section]:
     chosen = SECTIONS if not v.runs.empty else ALWAYS
     return [s for s in (section(v) for section in chosen) if s is not None]
+
+
+__all__ = ["BETTER", "WORSE", "Figures", "Section", "answer", "dataset_view", "sections_of"]

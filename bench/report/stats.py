@@ -1,94 +1,110 @@
-"""The report's statistics: pure functions on the runs table (one row per finished run).
+"""The report's tables, computed from one dataset's finished runs with ``bench.stats``.
 
-Seeds are the unit of replication.  Two architectures trained with the same seed see the
-same data order and validation split, so comparisons are *paired by seed*: the per-seed
-differences carry the comparison, and seed-to-seed noise shared by both cancels.
-
-* spread over seeds: mean, sample std (ddof=1), 95% Student-t confidence interval;
-* a comparison: mean of per-seed differences, its 95% t-CI, and a paired t-test
-  (``scipy.stats.ttest_rel``); p-values of one table are Holm-corrected together;
-* factor main effects: per seed, the mean over the other factors' levels at one level minus
-  the same at the reference level, then the t-CI and one-sample t-test over seeds.
+Seeds are the unit of replication: two architectures trained with the same seed saw the same
+data order, so comparisons are paired by seed.  When the records hold which test images each
+run got right, intervals also carry test-image noise (``bench.stats.variance``).  Every
+comparison ends in one of four verdicts: better, worse, equivalent within the margin, or
+undecided with the seeds that would decide it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-CONFIDENCE = 0.95
-ALPHA = 0.05
-BETTER = "better"
-WORSE = "worse"
-NO_DIFFERENCE = "no detectable difference at these seeds"
-ONE_SEED = "no test possible: needs at least two shared seeds"
-ZERO_VARIANCE = "no test possible: the difference is identical at every seed"
+from ..stats import (
+    ALPHA, CONFIDENCE, DEFAULT_MARGIN, Comparison, Look, accuracy_interval, compare_effects,
+    compare_table, rank, t_interval, top,
+)
+
 # Preferred reference level of a factor (the "plain" choice) when present.
 REFERENCE_LEVELS = ("std", "standard", "plain", "conv", "max", "maxpool", "none")
 
 
-def t_interval(values, confidence: float = CONFIDENCE) -> tuple[float, float, float, float]:
-    """(mean, sample std, CI low, CI high) of ``values``; std and CI are NaN below 2 values."""
-    x = np.asarray(values, dtype=float)
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        return (math.nan,) * 4
-    mean = float(x.mean())
-    if x.size < 2:
-        return mean, math.nan, math.nan, math.nan
-    std = float(x.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1)) * std / math.sqrt(x.size)
-    return mean, std, mean - half, mean + half
+@dataclass
+class Evidence:
+    """What one dataset's statistics are computed from, and at which level."""
+
+    runs: pd.DataFrame  # finished runs
+    correct: dict[str, np.ndarray] = field(default_factory=dict)  # run_id -> per-image results
+    margin: float = DEFAULT_MARGIN
+    alpha: float = ALPHA
+    look: Look | None = None  # the last look of a --until-decided grid
+
+    def __post_init__(self) -> None:
+        lengths = {len(v) for k, v in self.correct.items() if k in set(self.runs["run_id"])}
+        # Per-image results compare only on one test set; otherwise per-seed accuracies serve.
+        self.images = lengths.pop() if len(lengths) == 1 else None
+
+    def scores(self, arch: str, metric: str = "test_acc", images: np.ndarray | None = None
+               ) -> pd.Series | pd.DataFrame:
+        """``arch``'s results by seed: a seed x image matrix when every run has per-image
+        results (restricted to ``images`` when given), else the per-seed ``metric``."""
+        runs = self.runs[self.runs["arch"] == arch].sort_values("seed")
+        if metric == "test_acc" and self.images is not None and all(r in self.correct for r in runs["run_id"]):
+            matrix = np.stack([self.correct[r] for r in runs["run_id"]]).astype(float)
+            columns = np.arange(self.images) if images is None else images
+            return pd.DataFrame(matrix[:, columns], index=runs["seed"].to_numpy(), columns=columns)
+        return pd.Series(runs[metric].to_numpy(dtype=float), index=runs["seed"].to_numpy())
+
+    @property
+    def archs(self) -> list[str]:
+        return sorted(set(self.runs["arch"]))
+
+    def compare(self, reference: str, order: list[str] | None = None, metric: str = "test_acc") -> list[Comparison]:
+        """Every other architecture against ``reference``, Holm across them."""
+        results = {a: self.scores(a, metric) for a in self.archs}
+        return compare_table(results, reference, margin=self.margin if metric == "test_acc" else 0.0,
+                             alpha=self.alpha, look=self.look, order=order)
 
 
-def holm(pvalues) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (step-down), NaN entries left out and kept NaN.
+def comparison_frame(comparisons: list[Comparison]) -> pd.DataFrame:
+    fields = [f.name for f in dataclasses.fields(Comparison)]
+    return pd.DataFrame([dataclasses.asdict(c) for c in comparisons], columns=fields)
 
-    Sorted ascending, the k-th smallest (k = 0..m-1) becomes max over j <= k of
-    min(1, (m - j) * p_(j)); this controls the family-wise error rate at alpha.
+
+# -- the leaderboard ---------------------------------------------------------------------
+def leaderboard(evidence: Evidence) -> tuple[pd.DataFrame, list[Comparison]]:
+    """One row per architecture, best mean test accuracy first, with its rank.
+
+    Ranks claim only what was decided: the architectures not decided worse than the top one
+    share its rank ("tied 1st").  Also returns the comparisons against the top one.
     """
-    p = np.asarray(pvalues, dtype=float)
-    adjusted = np.full(p.shape, math.nan)
-    valid = ~np.isnan(p)
-    q = p[valid]
-    m = q.size
-    if m == 0:
-        return adjusted
-    order = np.argsort(q, kind="stable")
-    stepped = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * q[order]))
-    result = np.empty(m)
-    result[order] = stepped
-    adjusted[valid] = result
-    return adjusted
-
-
-def leaderboard(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
-    """One row per architecture, sorted by mean ``metric`` (best first; ties by name)."""
+    runs = evidence.runs
+    means = runs.groupby("arch")["test_acc"].mean().to_dict()
+    best = top(means)
+    versus_top = evidence.compare(best)
+    ranking = rank(means, versus_top)
     rows = []
-    for arch, group in runs.groupby("arch", sort=True):
-        mean, std, lo, hi = t_interval(group[metric])
+    for r in ranking.ranks:
+        group = runs[runs["arch"] == r.arch]
+        interval = accuracy_interval(evidence.scores(r.arch))
         rows.append({
-            "arch": arch,
+            "rank": r.position, "rank_label": r.label, "arch": r.arch,
             "seeds": int(group["seed"].nunique()),
-            "mean": mean, "std": std, "ci_low": lo, "ci_high": hi,
-            "best_val_acc": _mean(group, "best_val_acc"),
-            "test_loss": _mean(group, "test_loss"),
-            "params": _first(group, "params"),
-            "flops_per_image": _first(group, "flops_per_image"),
+            "mean": interval.mean, "std": _std(group["test_acc"]),
+            "ci_low": interval.low, "ci_high": interval.high, "interval_from": interval.variance,
+            "trustworthy": interval.trustworthy,
+            "best_val_acc": _mean(group, "best_val_acc"), "test_loss": _mean(group, "test_loss"),
+            "params": _first(group, "params"), "flops_per_image": _first(group, "flops_per_image"),
             "mean_epoch_seconds": _mean(group, "mean_epoch_seconds"),
             "train_seconds": _mean(group, "train_seconds"),
             "train_images_per_s": _mean(group, "train_images_per_s"),
         })
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return frame
-    frame = frame.sort_values(["mean", "arch"], ascending=[False, True], kind="stable")
-    frame.insert(0, "rank", range(1, len(frame) + 1))
-    return frame.reset_index(drop=True)
+    return pd.DataFrame(rows), versus_top
+
+
+def leader(board: pd.DataFrame) -> str | None:
+    """The decided leader, or None when the top is shared."""
+    return None if (board["rank"] == 1).sum() > 1 else board["arch"].iloc[0]
+
+
+def _std(values: pd.Series) -> float:
+    return float(values.std(ddof=1)) if values.notna().sum() > 1 else math.nan
 
 
 def _mean(group: pd.DataFrame, col: str) -> float:
@@ -101,67 +117,7 @@ def _first(group: pd.DataFrame, col: str) -> float:
     return float(group[col].dropna().iloc[0])
 
 
-def by_seed(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
-    """arch x seed table of ``metric``."""
-    return runs.pivot_table(index="seed", columns="arch", values=metric, aggfunc="mean")
-
-
-def paired(a, b) -> dict[str, float | int | str]:
-    """Compare paired samples: statistics of the differences ``a - b``."""
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    keep = ~(np.isnan(a) | np.isnan(b))
-    a, b = a[keep], b[keep]
-    d = a - b
-    mean, std, lo, hi = t_interval(d)
-    result = {"n": int(d.size), "diff": mean, "diff_std": std, "ci_low": lo, "ci_high": hi,
-              "p": math.nan, "note": ""}
-    if d.size < 2:
-        result["note"] = ONE_SEED
-    elif np.allclose(d, d[0], rtol=1e-9, atol=1e-12):
-        # ttest_rel is undefined here (0/0 or x/0, or rounding noise around it); say so
-        # instead of a NaN or a bogus tiny p.
-        zero = abs(d[0]) <= 1e-12
-        result["note"] = NO_DIFFERENCE if zero else ZERO_VARIANCE
-        result["p"] = 1.0 if zero else math.nan
-        result["diff_std"], result["ci_low"], result["ci_high"] = 0.0, mean, mean
-    else:
-        with warnings.catch_warnings():
-            # Near-constant differences make scipy warn about precision; the p-value it
-            # returns is still the right (tiny or large) one, and the report shows the CI.
-            warnings.simplefilter("ignore", RuntimeWarning)
-            result["p"] = float(stats.ttest_rel(a, b).pvalue)
-    return result
-
-
-def verdict(diff: float, p_holm: float, note: str = "", alpha: float = ALPHA) -> str:
-    if note and note != NO_DIFFERENCE:
-        return note
-    if not math.isnan(p_holm) and p_holm < alpha:
-        return BETTER if diff > 0 else WORSE
-    return NO_DIFFERENCE
-
-
-def compare_to(runs: pd.DataFrame, reference: str, metric: str = "test_acc",
-               order: list[str] | None = None) -> pd.DataFrame:
-    """Every other architecture minus ``reference``, paired by seed, Holm-corrected together.
-
-    ``diff`` > 0 means the architecture beats the reference; the verdict reads
-    "<arch> is <verdict> than <reference>".
-    """
-    table = by_seed(runs, metric)
-    others = [a for a in (order or list(table.columns)) if a != reference and a in table.columns]
-    rows = []
-    for arch in others:
-        both = table[[arch, reference]].dropna()
-        rows.append({"arch": arch, "reference": reference, **paired(both[arch], both[reference])})
-    frame = pd.DataFrame(rows, columns=["arch", "reference", "n", "diff", "diff_std", "ci_low",
-                                        "ci_high", "p", "note"])
-    frame["p_holm"] = holm(frame["p"].to_numpy(dtype=float)) if len(frame) else []
-    frame["verdict"] = [verdict(d, p, n) for d, p, n in zip(frame["diff"], frame["p_holm"], frame["note"])]
-    return frame
-
-
+# -- factor effects (the factorial ablation family) --------------------------------------
 def factor_columns(runs: pd.DataFrame) -> list[str]:
     """``factor_*`` columns with at least two levels among the runs that have them."""
     return [c for c in sorted(runs.columns) if c.startswith("factor_")
@@ -186,27 +142,36 @@ def factorial_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return sub
 
 
-def factor_effects(runs: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
-    """Main effect of each level of each factor against the factor's reference level.
+def factor_effects(evidence: Evidence, metric: str = "test_acc") -> dict[str, list[Comparison]]:
+    """Per factor, the main effect of each level against the factor's reference level.
 
-    Per seed: marginal mean of ``metric`` over the runs at that level (averaging over the
-    other factors' levels) minus the same at the reference level; then mean, 95% t-CI and a
-    one-sample t-test of those per-seed contrasts (= paired t-test by seed).
+    Per seed, the marginal mean over the architectures at a level (averaging over the other
+    factors' levels) minus the same at the reference level - per test image too, when the
+    runs have per-image results; Holm across a factor's levels.
     """
-    sub = factorial_runs(runs)
-    rows = []
+    sub = factorial_runs(evidence.runs)
+    effects: dict[str, list[Comparison]] = {}
     for col in factor_columns(sub):
         levels = sorted(sub[col].unique())
         ref = reference_level(levels)
-        marginal = sub.groupby(["seed", col])[metric].mean().unstack(col)
+        marginal = {level: _marginal(evidence, sub[sub[col] == level], metric) for level in levels}
+        contrasts = {}
         for level in levels:
             if level == ref:
                 continue
-            both = marginal[[level, ref]].dropna()
-            rows.append({"factor": col.removeprefix("factor_"), "level": level, "reference": ref,
-                         "metric": metric, **paired(both[level], both[ref])})
-    return pd.DataFrame(rows, columns=["factor", "level", "reference", "metric", "n", "diff",
-                                       "diff_std", "ci_low", "ci_high", "p", "note"])
+            diff = marginal[level] - marginal[ref]
+            contrasts[level] = diff.dropna(how="all") if isinstance(diff, pd.DataFrame) else diff.dropna()
+        effects[col.removeprefix("factor_")] = compare_effects(
+            contrasts, ref, margin=evidence.margin if metric == "test_acc" else 0.0,
+            alpha=evidence.alpha, look=evidence.look)
+    return effects
+
+
+def _marginal(evidence: Evidence, runs: pd.DataFrame, metric: str) -> pd.Series | pd.DataFrame:
+    """Mean over the architectures in ``runs``, per seed (and per image): only seeds all of them have."""
+    parts = [evidence.scores(a, metric) for a in sorted(set(runs["arch"]))]
+    seeds = sorted(set.intersection(*(set(p.index) for p in parts)))
+    return sum(p.loc[seeds] for p in parts) / len(parts)
 
 
 def interaction_table(runs: pd.DataFrame, x: str, hue: str, metric: str = "test_acc") -> pd.DataFrame:
@@ -214,11 +179,13 @@ def interaction_table(runs: pd.DataFrame, x: str, hue: str, metric: str = "test_
     sub = factorial_runs(runs)
     rows = []
     for (xl, hl), group in sub.groupby([f"factor_{x}", f"factor_{hue}"], sort=True):
-        mean, std, lo, hi = t_interval(group.groupby("seed")[metric].mean())
-        rows.append({x: xl, hue: hl, "mean": mean, "ci_low": lo, "ci_high": hi, "n": group["seed"].nunique()})
+        mean, _std, lo, hi = t_interval(group.groupby("seed")[metric].mean())
+        rows.append({x: xl, hue: hl, "mean": mean, "ci_low": max(lo, 0.0) if not math.isnan(lo) else lo,
+                     "ci_high": min(hi, 1.0) if not math.isnan(hi) else hi, "n": group["seed"].nunique()})
     return pd.DataFrame(rows)
 
 
+# -- per class --------------------------------------------------------------------------
 def class_accuracy(confusion: pd.DataFrame) -> pd.DataFrame:
     """arch x class accuracy from the confusion counts summed over seeds."""
     summed = confusion.groupby(["arch", "true", "predicted"])["count"].sum().reset_index()
@@ -228,7 +195,29 @@ def class_accuracy(confusion: pd.DataFrame) -> pd.DataFrame:
     return acc.reset_index().pivot(index="arch", columns="true", values="acc")
 
 
-def largest_class_gaps(per_class: pd.DataFrame, top: int = 8) -> pd.DataFrame:
+def class_differences(evidence: Evidence, arch: str, reference: str, labels: np.ndarray,
+                      classes: list[str]) -> list[Comparison]:
+    """Per class, ``arch`` minus ``reference`` on that class's test images, paired by seed,
+    Holm across the classes (needs per-image results)."""
+    results = {}
+    for k, name in enumerate(classes):
+        images = np.flatnonzero(labels == k)
+        if len(images) >= 2:
+            results[name] = evidence.scores(arch, images=images) - evidence.scores(reference, images=images)
+    return compare_effects(results, reference, margin=evidence.margin, alpha=evidence.alpha, look=evidence.look)
+
+
+def confusion_difference(confusion: pd.DataFrame, arch: str, reference: str) -> pd.DataFrame:
+    """Mean confusion counts per seed of ``arch`` minus ``reference`` (true x predicted)."""
+    def mean_counts(name: str) -> pd.DataFrame:
+        rows = confusion[confusion["arch"] == name]
+        seeds = rows["seed"].nunique()
+        return rows.pivot_table(index="true", columns="predicted", values="count", aggfunc="sum") / max(seeds, 1)
+
+    return mean_counts(arch).sub(mean_counts(reference), fill_value=0)
+
+
+def largest_class_gaps(per_class: pd.DataFrame, top_n: int = 8) -> pd.DataFrame:
     """The (architecture pair, class) cells where per-class accuracy differs the most."""
     rows = []
     archs = list(per_class.index)
@@ -243,11 +232,12 @@ def largest_class_gaps(per_class: pd.DataFrame, top: int = 8) -> pd.DataFrame:
                              "acc_higher": max(va, vb), "acc_lower": min(va, vb), "gap": abs(va - vb)})
     frame = pd.DataFrame(rows, columns=["class", "higher", "lower", "acc_higher", "acc_lower", "gap"])
     return frame.sort_values(["gap", "class", "higher", "lower"], ascending=[False, True, True, True],
-                             kind="stable").head(top).reset_index(drop=True)
+                             kind="stable").head(top_n).reset_index(drop=True)
 
 
+# -- cost --------------------------------------------------------------------------------
 def seed_group_sizes(runs: pd.DataFrame) -> dict[str, int]:
-    """Per architecture, how many runs were trained together (``bench.seed_group``; 1: alone).
+    """Per architecture, how many runs were trained together (``bench.fast.seed_group``; 1: alone).
 
     Records stored before seed groups existed have no such column: they trained alone.
     """
@@ -268,3 +258,35 @@ def pareto_front(cost, value) -> np.ndarray:
             front.append(i)
             best = value[i]
     return np.asarray(front, dtype=int)
+
+
+__all__ = ["ALPHA", "CONFIDENCE", "DEFAULT_MARGIN", "Evidence"]
+
+
+# -- the questions a grid answers --------------------------------------------------------
+def default_reference(runs: pd.DataFrame, order: list[str]) -> str:
+    """The architecture others are compared with when no --baseline names one: the factorial
+    design's all-reference cell (e.g. standard convs with max-pool) if there is one, else the
+    first architecture of the grid."""
+    sub = factorial_runs(runs)
+    cols = factor_columns(sub)
+    if cols:
+        refs = {c: reference_level(sorted(sub[c].unique())) for c in cols}
+        cell = sub[np.logical_and.reduce([sub[c] == level for c, level in refs.items()])]
+        if not cell.empty:
+            return sorted(set(cell["arch"]))[0]
+    present = set(runs["arch"])
+    return next(a for a in order if a in present)
+
+
+def questions(evidence: Evidence, reference: str, order: list[str], baseline_given: bool
+              ) -> dict[str, list[Comparison]]:
+    """The comparisons the verdict answers, by heading: each factor's main effects for a
+    factorial grid, and every architecture against ``reference`` when the grid is not
+    factorial or a baseline was named.  ``--until-decided`` trains until all are decided."""
+    asked: dict[str, list[Comparison]] = {}
+    for factor, found in factor_effects(evidence).items():
+        asked[f"factor {factor}"] = found
+    if (not asked or baseline_given) and len(set(evidence.runs["arch"])) > 1:
+        asked[f"against {reference}"] = evidence.compare(reference, order=order)
+    return asked

@@ -258,13 +258,18 @@ def confusion_grid(confusion: pd.DataFrame, archs: Sequence[str], classes: Seque
             sns.heatmap(share, ax=ax, cmap=HEATMAP, vmin=0, vmax=100, square=True, cbar=False,
                         annot=counts.to_numpy(), fmt="d", annot_kws={"fontsize": 7},
                         xticklabels=classes, yticklabels=classes, linewidths=0.3, linecolor="white")
-            ax.set_title(f"{arch} (seeds summed)", loc="left", fontsize=10)
-            ax.set_xlabel("predicted class")
-            ax.set_ylabel("true class")
-            ax.tick_params(axis="x", labelrotation=90, labelsize=8)
-            ax.tick_params(axis="y", labelrotation=0, labelsize=8)
+            _class_axes(ax, f"{arch} (seeds summed)")
         fig.tight_layout()
         return save(fig, path)
+
+
+def _class_axes(ax, title: str) -> None:
+    """Title and labels of a true x predicted class heatmap."""
+    ax.set_title(title, loc="left", fontsize=10)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.tick_params(axis="x", labelrotation=90, labelsize=8)
+    ax.tick_params(axis="y", labelrotation=0, labelsize=8)
 
 
 def per_class(acc: pd.DataFrame, archs: Sequence[str], classes: Sequence[str], styles: dict[str, Style],
@@ -437,11 +442,7 @@ def confusion_difference(diff: pd.DataFrame, classes: Sequence[str], arch: str, 
         sns.heatmap(diff, ax=ax, cmap="RdBu_r", vmin=-bound, vmax=bound, square=True,
                     annot=diff.to_numpy(), fmt=".1f", annot_kws={"fontsize": 7}, xticklabels=classes,
                     yticklabels=classes, linewidths=0.3, linecolor="white", cbar_kws={"shrink": 0.7})
-        ax.set_title(f"{arch} minus {reference}: test images per seed", loc="left", fontsize=10)
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("true class")
-        ax.tick_params(axis="x", labelrotation=90, labelsize=8)
-        ax.tick_params(axis="y", labelrotation=0, labelsize=8)
+        _class_axes(ax, f"{arch} minus {reference}: test images per seed")
         fig.tight_layout()
         return save(fig, path)
 

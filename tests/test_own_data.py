@@ -291,3 +291,25 @@ def test_the_sample_grid_draws_colour_images_in_colour(tmp_path):
     pixels = np.asarray(Image.open(gray).convert("RGB")).reshape(-1, 3).astype(int)
     assert (pixels.max(1) - pixels.min(1) < 8).all()  # one channel: drawn in gray
 
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU present")
+def test_colour_data_in_a_cuda_seed_group_gives_each_run_the_bits_it_gets_alone(tmp_path):
+    """Per-channel normalization inside a captured CUDA graph copies nothing from the host."""
+    from bench.config import RunConfig
+    from bench.determinism import deterministic_mode
+    from bench.fast.seed_group import train_group
+    from bench.train import train_run
+
+    write_cifar(tmp_path)
+    data = prepare_data(load_dataset("cifar10", DataSearch(tmp_path, download=False, env={})), 0.1, "cuda")
+    cfgs = [RunConfig(arch="lenet", dataset="cifar10", device="cuda", seed=s, epochs=2) for s in range(2)]
+    with deterministic_mode(True):
+        grouped = train_group(cfgs, data)
+        alone = [train_run(cfg, data) for cfg in cfgs]
+    for got, want in zip(grouped, alone, strict=True):
+        assert (got.step_mode, got.seed_group) == ("cuda-graph", 2)
+        assert [e["train_loss"] for e in got.epochs] == [e["train_loss"] for e in want.epochs]
+        for name, value in want.state_dict.items():
+            assert torch.equal(got.state_dict[name], value), name

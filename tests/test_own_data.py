@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -262,6 +263,27 @@ def test_a_cifar_pickle_that_would_run_code_is_refused(tmp_path, capsys):
                      "--out", str(tmp_path / "out"))
     one_line(capsys, status, f"{folder / 'test_batch'} is not a CIFAR python batch", "refusing to build")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_missing_cifar_is_downloaded_with_torchvision_into_the_cache_when_allowed(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    from bench.datasets.locate import cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # this test's own cache, left behind
+    asked = []
+
+    class FakeCIFAR10:  # what torchvision's download leaves: <root>/cifar-10-batches-py/
+        def __init__(self, root, train, download):
+            asked.append((Path(root), train, download))
+            write_cifar(tmp_path / "fetched")
+            (Path(root) / "cifar-10-batches-py").parent.mkdir(parents=True, exist_ok=True)
+            shutil.copytree(tmp_path / "fetched" / "cifar10" / "cifar-10-batches-py", Path(root) / "cifar-10-batches-py")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    dataset = load_dataset("cifar10", DataSearch(tmp_path / "empty", download=True, env={}))
+    assert asked == [(cache_dir(), True, True)] and dataset.in_channels == 3
+    assert dataset.source == str(cache_dir() / "cifar-10-batches-py")
 
 
 def test_missing_cifar_says_where_to_put_it(tmp_path, capsys):

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from bench.storage import read_tables
-from conftest import run_cli
 
 # MLflow's SQLite store runs on SQLAlchemy, whose 2.1 release deprecates a loader MLflow uses:
 # its notices are MLflow's business (the exporter hides them from users too).
@@ -36,7 +36,7 @@ def test_mlflow_export_reads_back_and_a_second_export_adds_nothing(results, tmp_
     assert run_cli("export", "mlflow", str(results)) == 0
     text = capsys.readouterr().out
     uri = f"sqlite:///{results.resolve() / 'mlflow.db'}"
-    assert f"4 run(s) logged, 0 already there" in text and uri in text
+    assert "4 run(s) logged, 0 already there" in text and uri in text
     assert list(cwd.iterdir()) == []  # the default store lives beside the results
 
     client = MlflowClient(tracking_uri=uri)

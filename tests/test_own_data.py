@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import run_cli
+from idx_files import write_fake_mnist
 from PIL import Image
 
 from architectures import resolve
@@ -24,8 +26,6 @@ from bench.datasets.folder import CACHE_DIR, FolderSource, load_folder
 from bench.datasets.mnist import KMNIST_CLASSES
 from bench.report import figures
 from bench.storage import read_invocation, read_tables
-from conftest import run_cli
-from idx_files import write_fake_mnist
 
 COLOURS = {"red": (210, 30, 30), "green": (30, 190, 40), "blue": (30, 50, 210)}
 ONE_STEP = ["--epochs", "1", "--seed-list", "0", "--batch-size", "512", "--val-fraction", "0",

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_cli, run_cli_process
 
 from architectures import get_spec, list_models
 from bench import user_networks
 from bench.storage import read_invocation, read_tables
-from conftest import run_cli, run_cli_process
 
 GRID = ["--dataset", "digits", "--epochs", "1", "--no-report"]
 
@@ -204,8 +204,8 @@ IMPORT_ERRORS = {
     "syntax": ("def build(:\n", "(line 2): SyntaxError"),
     "name": ("x = 1\nundefined_name + 1\n", "(line 3): NameError: name 'undefined_name' is not defined"),
     "import": ("import no_such_module_here\n", "(line 2): ModuleNotFoundError: No module named 'no_such_module_here'"),
-    "zoo-name": ("from architectures import register_model\n@register_model('lenet', family='x', description='y')\n"
-                 "def f(**kw):\n    pass\n", "(line 3): ValueError: architecture 'lenet' is already registered"),
+    "zoo-name": (("from architectures import register_model\n@register_model('lenet', family='x', description='y')\n"
+                  "def f(**kw):\n    pass\n"), "(line 3): ValueError: architecture 'lenet' is already registered"),
 }
 
 

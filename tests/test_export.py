@@ -68,15 +68,23 @@ def test_mlflow_export_reads_back_and_a_second_export_adds_nothing(results, tmp_
     assert len(client.search_runs([experiment.experiment_id])) == 4
 
 
-def test_mlflow_export_to_a_given_uri_and_experiment(results, tmp_path, capsys):
+def test_mlflow_export_to_a_given_uri_and_experiment(results, tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    uri = f"sqlite:///{tmp_path / 'store' / 'elsewhere.db'}"
+    (tmp_path / "store").mkdir()
     assert run_cli("export", "mlflow", str(results), "--tracking-uri", uri, "--experiment", "mine") == 0
     client = MlflowClient(tracking_uri=uri)
-    assert len(client.search_runs([client.get_experiment_by_name("mine").experiment_id])) == 4
+    experiment = client.get_experiment_by_name("mine")
+    assert len(client.search_runs([experiment.experiment_id])) == 4
     assert not (results / "mlflow.db").exists()
+    # A SQLite store keeps its artifacts beside its file, never in the current directory.
+    assert experiment.artifact_location == (tmp_path / "store" / "mlartifacts").as_uri()
+    assert list(cwd.iterdir()) == []
 
 
 def test_tensorboard_export_reads_back_and_rewrites(results, capsys):

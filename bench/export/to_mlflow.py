@@ -68,7 +68,7 @@ def export_mlflow(out: Path, tracking_uri: str | None = None, experiment: str | 
     with _quiet():
         try:
             client = client_class(tracking_uri=uri)
-            experiment_id = _experiment(client, name, out, local=tracking_uri is None and uri.startswith("sqlite:"))
+            experiment_id = _experiment(client, name, _local_artifacts(uri))
             done = _exported(client, experiment_id)
         except Exception as exc:  # noqa: BLE001 - an unreachable or unusable store: one line
             raise BenchError(f"cannot use the MLflow store {uri}: {_first_line(exc)}") from None
@@ -92,16 +92,21 @@ def _experiment_name(name: str) -> str:
     return f"{name[:MAX_EXPERIMENT_NAME - 12]}... {digest}"
 
 
-def _experiment(client, name: str, out: Path, local: bool) -> str:
+def _local_artifacts(uri: str) -> str | None:
+    """For a SQLite store, a folder beside its file: MLflow's default is ./mlruns in whatever
+    directory the export happens to run from.  None for a server, which decides itself."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).resolve().parent / LOCAL_ARTIFACTS).as_uri()
+
+
+def _experiment(client, name: str, artifacts: str | None) -> str:
     found = client.get_experiment_by_name(name)
     if found is not None:
         if found.lifecycle_stage == "deleted":
             client.restore_experiment(found.experiment_id)
         return found.experiment_id
-    # A local store keeps its artifacts beside it too, not in the current directory.
-    location = (out.resolve() / LOCAL_ARTIFACTS).as_uri() if local else None
-    return client.create_experiment(name, artifact_location=location,
-                                    tags={f"{TAG_PREFIX}grid": name})
+    return client.create_experiment(name, artifact_location=artifacts, tags={f"{TAG_PREFIX}grid": name})
 
 
 def _exported(client, experiment_id: str) -> set[str]:

@@ -45,6 +45,12 @@ class ArchSpec:
     def build(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> nn.Module:
         return self.builder(in_channels=in_channels, num_classes=num_classes, image_size=image_size)
 
+    @property
+    def source_file(self) -> str:
+        """The file that defines the builder, for messages that must say where to look."""
+        module = sys.modules.get(self.builder.__module__)
+        return getattr(module, "__file__", None) or self.builder.__module__
+
     @cached_property
     def digest(self) -> str:
         """Digest of the code that builds this network: its module and the package's private

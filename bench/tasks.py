@@ -33,9 +33,10 @@ class DataRequest:
 
     data_dir: str | None = None
     download: bool = False  # the driver already downloaded whatever it could
+    folders: tuple = ()  # (name, bench.datasets.folder.FolderSource) of each folder:PATH dataset
 
     def search(self) -> DataSearch:
-        return DataSearch.from_cli(self.data_dir, download=self.download)
+        return DataSearch.from_cli(self.data_dir, download=self.download, folders=dict(self.folders))
 
 
 @dataclass(frozen=True)

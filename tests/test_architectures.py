@@ -52,6 +52,20 @@ def test_flatten_sizes_follow_input_shape(name):
     assert out.shape == (2, 5)
 
 
+@pytest.mark.parametrize(("channels", "size"), [(1, 28), (1, 32), (3, 28), (3, 32)])
+@pytest.mark.parametrize("name", ALL)
+def test_one_training_step_on_gray_and_colour_at_28_and_32_pixels(name, channels, size):
+    """What folder:, cifar10 and the MNIST family feed: every network builds and steps on each."""
+    model = _build(name, in_channels=channels, num_classes=3, image_size=size).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = nn.functional.cross_entropy(model(_batch(4, channels, size)), torch.tensor([0, 1, 2, 0]))
+    loss.backward()
+    optimizer.step()
+    assert torch.isfinite(loss)
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_backward_reaches_every_parameter(name):
     model = _build(name).train()

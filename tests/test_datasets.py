@@ -63,7 +63,7 @@ def test_mismatched_counts(tmp_path):
 
 
 def test_unknown_dataset_lists_known():
-    with pytest.raises(BenchError, match=r"unknown dataset 'svhn'.*mnist, fashion-mnist, digits"):
+    with pytest.raises(BenchError, match=r"unknown dataset 'svhn'.*mnist, fashion-mnist, kmnist, cifar10, digits or folder:PATH"):
         load_dataset("svhn", search())
 
 

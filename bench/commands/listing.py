@@ -18,6 +18,8 @@ DESCRIPTION = "List the registered architectures: family, tags, parameters, trai
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("selector", nargs="?", default=None,
                    help="only these: names, globs (ablate-*) or tags (tag:ablation); default all")
+    p.add_argument("--archs-from", action="append", default=None, metavar="PATH.py|MODULE",
+                   help="also list the networks a file or dotted module registers (repeatable)")
 
 
 def architecture_rows(names: list[str]) -> list[dict[str, object]]:
@@ -41,10 +43,15 @@ def main(args: argparse.Namespace, console: Console) -> int:
 
     from architectures import UnknownArchitectureError, list_models, resolve
 
+    from ..network_check import check_networks
+    from ..user_networks import use_from_command_line
+
+    use_from_command_line(args.archs_from)
     try:
         names = resolve(args.selector) if args.selector else list_models()
     except UnknownArchitectureError as exc:
         raise BenchError(str(exc)) from None
+    check_networks(names, [(1, 28, 10)])  # the shape the table's costs are counted for
     table = Table(title="cnnbench architectures (28x28x1 input, 10 classes)", title_justify="left")
     table.add_column("name", style="bold")
     table.add_column("family")

@@ -28,24 +28,29 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", help="image files")
 
 
-def preprocess(path: Path, size: int, mean: float, std: float) -> torch.Tensor:
-    """Grayscale, resize, invert light backgrounds, normalize as in training: (1,1,H,W)."""
+def preprocess(path: Path, size: int, mean, std, channels: int = 1) -> torch.Tensor:
+    """Resize and normalize as in training: (1,C,H,W).  Grayscale (MNIST-like sets) also
+    inverts light backgrounds; colour keeps the photo as it is, normalized per channel."""
     import numpy as np
     import torch
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
-            gray = img.convert("L").resize((size, size), Image.Resampling.BILINEAR)
+            picture = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
     except FileNotFoundError:
         raise BenchError(f"image {path} not found") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise BenchError(f"cannot read image {path}: {exc}") from None
-    pixels = np.asarray(gray, dtype=np.float32)
-    if pixels.mean() > LIGHT_BACKGROUND:
-        pixels = 255.0 - pixels
-    x = torch.from_numpy(pixels / 255.0)
-    return ((x - mean) / std).reshape(1, 1, size, size)
+    pixels = np.asarray(picture, dtype=np.float32)
+    if channels == 1:
+        if pixels.mean() > LIGHT_BACKGROUND:
+            pixels = 255.0 - pixels
+        x = torch.from_numpy(pixels / 255.0)
+        return ((x - mean) / std).reshape(1, 1, size, size)
+    x = torch.from_numpy(pixels / 255.0).permute(2, 0, 1).unsqueeze(0)
+    shape = (1, channels, 1, 1)
+    return (x - torch.tensor(mean).view(shape)) / torch.tensor(std).view(shape)
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
@@ -54,10 +59,12 @@ def main(args: argparse.Namespace, console: Console) -> int:
     from architectures import build_model
 
     from ..storage import load_weights, read_invocation, read_tables
+    from ..user_networks import use_recorded
 
     out = Path(args.run_dir)
     runs = read_tables(out)["runs.csv"]
     invocation = read_invocation(out)
+    use_recorded(invocation)  # the grid's networks from outside the zoo
     chosen = runs[(runs["arch"] == args.arch) & (runs["status"] == "ok")]
     if args.dataset is not None:
         chosen = chosen[chosen["dataset"] == args.dataset]
@@ -76,15 +83,15 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if info is None:
         raise BenchError(f"{out / 'runs.csv'} names dataset {row['dataset']!r}, which config.json "
                          "does not describe; was it edited by hand?")
-    classes, size = info["classes"], int(info["image_size"])
-    model = build_model(args.arch, in_channels=1, num_classes=len(classes), image_size=size)
+    classes, size, channels = info["classes"], int(info["image_size"]), int(info.get("in_channels", 1))
+    model = build_model(args.arch, in_channels=channels, num_classes=len(classes), image_size=size)
     model.load_state_dict(load_weights(out, row["run_id"]))
     model.eval()
     console.print(f"{args.arch} seed {row['seed']} on {row['dataset']} "
                   f"(test acc {_number(row['test_acc']):.4f}, {row['tested_weights']} weights)")
     with torch.inference_mode():
         for name in args.images:
-            x = preprocess(Path(name), size, info["pixel_mean"], info["pixel_std"])
+            x = preprocess(Path(name), size, info["pixel_mean"], info["pixel_std"], channels)
             probs = model(x).softmax(1)[0]
             top = probs.topk(min(TOP_K, len(classes)))
             ranked = ", ".join(f"{classes[i]} {p:.1%}" for p, i in zip(top.values.tolist(), top.indices.tolist()))

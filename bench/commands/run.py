@@ -11,14 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import DEFAULT_LR, DTYPES, LR_SCHEDULES, MEMORY_FORMATS, OPTIMIZER_IMPLS, OPTIMIZERS, TEST_WEIGHTS, RunConfig
-from ..datasets import AUTO, DATA_ENV, DataSearch, dataset_names, load_dataset, resolve_auto
+from ..datasets import AUTO, DATA_ENV, FOLDER_PREFIX, DataSearch, dataset_names, load_dataset, resolve_auto
 from ..errors import BenchError
 from ..executors import EXECUTORS, make_executor
 from ..until_decided import SeedRounds, answers
+from ..user_networks import ENTRY_POINT_GROUP, use_from_command_line
 
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from ..datasets.folder import FolderSource
     from ..datasets.tensors import Dataset
 
 # Heavy modules (torch, the executors, the report) are imported inside the functions that
@@ -82,8 +84,9 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="architectures: comma list of names, globs (ablate-*) or tags (tag:seed); "
                         "see `python -m bench list`")
     g.add_argument("--dataset", default=AUTO,
-                   help=f"comma list of {', '.join([AUTO, *dataset_names()])}; auto = mnist when "
-                        "it can be found or downloaded, else the embedded digits")
+                   help=f"comma list of {', '.join([AUTO, *dataset_names()])} or {FOLDER_PREFIX}PATH "
+                        "(your images, one subfolder per class); auto = mnist when it can be found or "
+                        "downloaded, else the embedded digits")
     seeds = g.add_mutually_exclusive_group()
     seeds.add_argument("--seeds", type=positive_int, default=DEFAULT_SEEDS,
                        help="number of seeds: runs use seeds 0..N-1")
@@ -158,6 +161,15 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-seeds", type=positive_int, default=DEFAULT_MAX_SEEDS, metavar="N",
                    help="with --until-decided: the most seeds per architecture")
 
+    g = p.add_argument_group("your own networks and data")
+    g.add_argument("--archs-from", action="append", default=None, metavar="PATH.py|MODULE",
+                   help="import networks registered with architectures.register_model from a file or a "
+                        "dotted module (repeatable); packages can also register through the "
+                        f"'{ENTRY_POINT_GROUP}' entry-point group (default: the built-in zoo and entry points)")
+    g.add_argument("--image-size", type=positive_int, default=None, metavar="N",
+                   help=f"{FOLDER_PREFIX}PATH datasets: resize every image to NxN (default: keep their size, "
+                        "which must then be one square size)")
+
 
 def add_answer_options(g, stored_first: bool = False) -> None:
     """Options that shape the report's answer (shared with ``bench report``, where the values
@@ -199,16 +211,31 @@ def build_configs(args: argparse.Namespace, datasets: list[str], device: str,
     return [base.replace(arch=a, dataset=d, seed=s) for d in datasets for a in archs for s in seeds]
 
 
-def load_datasets(args: argparse.Namespace, console: Console) -> tuple[list[Dataset], dict[str, str]]:
-    """Resolve --dataset (including auto) and load each dataset once in the driver."""
+def load_datasets(args: argparse.Namespace, console: Console,
+                  folders: dict[str, FolderSource] | None = None) -> tuple[list[Dataset], dict[str, str]]:
+    """Resolve --dataset (including auto) and load each dataset once in the driver.
+
+    A ``folder:PATH`` dataset is named by its content; ``folders`` receives each one's name
+    and where it was read from, which workers need to read it again.
+    """
+    from ..datasets.folder import FolderSource, load_folder
+
     search = DataSearch.from_cli(args.data_dir, download=not args.no_download)
     names = [n.strip() for n in args.dataset.split(",") if n.strip()]
     if not names:
         raise BenchError("--dataset is empty")
+    if args.image_size is not None and not any(n.startswith(FOLDER_PREFIX) for n in names):
+        raise BenchError(f"--image-size applies to {FOLDER_PREFIX}PATH datasets only")
     loaded: list[Dataset] = []
     fallbacks: dict[str, str] = {}
     for name in names:
-        if name == AUTO:
+        if name.startswith(FOLDER_PREFIX):
+            source = FolderSource.from_text(name.removeprefix(FOLDER_PREFIX), args.image_size)
+            console.print(f"reading images from {source.path} ...")
+            dataset = load_folder(source)
+            if folders is not None:
+                folders[dataset.name] = source
+        elif name == AUTO:
             dataset, reason = resolve_auto(search)
             if reason:
                 fallbacks[dataset.name] = reason
@@ -222,12 +249,14 @@ def load_datasets(args: argparse.Namespace, console: Console) -> tuple[list[Data
     return loaded, fallbacks
 
 
-def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: Path) -> str:
+def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: Path,
+                      folders: dict[str, FolderSource] | None = None) -> str:
     """The explicit command that reruns this grid and renders the same report, with every
     resolved default spelled out."""
+    folders = folders or {}
     base = configs[0]
     archs = list(dict.fromkeys(c.arch for c in configs))
-    datasets = list(dict.fromkeys(c.dataset for c in configs))
+    datasets = [folders[d].spec() if d in folders else d for d in dict.fromkeys(c.dataset for c in configs)]
     seeds = list(dict.fromkeys(c.seed for c in configs))
     if args.until_decided:
         chosen = ["--seeds", str(args.seeds), "--until-decided", "--max-seeds", str(args.max_seeds)]
@@ -255,6 +284,10 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
             parts.append(f"--{flag}")
     if args.data_dir:
         parts += ["--data-dir", args.data_dir]
+    for ref in getattr(args, "archs_from", None) or ():
+        parts += ["--archs-from", ref]
+    if getattr(args, "image_size", None):
+        parts += ["--image-size", str(args.image_size)]
     if args.baseline:
         parts += ["--baseline", args.baseline]
     parts += ["--margin", f"{_margin(args) * 100:g}"]
@@ -266,6 +299,7 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
 def main(args: argparse.Namespace, console: Console) -> int:
     from ..determinism import prepare_environment
     from ..devices import device_name, resolve_device
+    from ..network_check import check_networks
     from ..samples import save_samples
     from ..storage import prepare_output_dir, write_invocation
     from ..tasks import provide_dataset
@@ -275,6 +309,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if args.deterministic:
         prepare_environment()  # before anything touches CUDA, and inherited by workers
     device = resolve_device(args.device)
+    use_from_command_line(args.archs_from)  # before names are resolved: they may be the user's
     # Validate options before the (slow) data loading, so a typo fails in a blink.
     selected = {c.arch for c in build_configs(args, ["digits"], device)}
     if args.baseline is not None and args.baseline not in selected:
@@ -286,8 +321,12 @@ def main(args: argparse.Namespace, console: Console) -> int:
     executor = make_executor(args.executor, workers=args.workers, device=device, ray_address=args.ray_address,
                              gpus_per_run=args.gpus_per_run, ray_retries=args.ray_retries,
                              seeds_together=args.seeds_together)
-    datasets, fallbacks = load_datasets(args, console)
+    folders: dict = {}
+    datasets, fallbacks = load_datasets(args, console, folders)
     names = [d.name for d in datasets]
+    # Every network on every input shape, before anything is written or trained.
+    check_networks(dict.fromkeys(c.arch for c in build_configs(args, names, device)),
+                   {(d.in_channels, d.image_size, d.num_classes) for d in datasets})
     out = Path(args.out) if args.out else Path("reports") / "-".join(names)
     prepare_output_dir(out)
     for dataset in datasets:
@@ -302,7 +341,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
         f"{configs[0].epochs} epochs on {device} ({device_name(device)}), output in {out}", soft_wrap=True)
     looks = trained = 0
     while True:
-        outcome = train_grid(args, configs, out, executor, console)
+        outcome = train_grid(args, configs, out, executor, console, folders)
         looks, trained = looks + 1, trained + outcome.trained
         if rounds is None or outcome.interrupted is not None or not ask_again(args, rounds, looks, outcome, console):
             break
@@ -310,7 +349,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     save_errors_of(out, datasets, outcome.records)
 
     write_invocation(out, describe_invocation(args, configs, datasets, fallbacks, outcome, executor, out,
-                                              started_at, time.perf_counter() - t0, rounds, looks))
+                                              started_at, time.perf_counter() - t0, rounds, looks, folders))
 
     if outcome.interrupted is not None:
         console.print(
@@ -330,7 +369,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
     return EXIT_RUN_FAILED if outcome.failed else 0
 
 
-def train_grid(args: argparse.Namespace, configs: list[RunConfig], out: Path, executor, console: Console):
+def train_grid(args: argparse.Namespace, configs: list[RunConfig], out: Path, executor, console: Console,
+               folders: dict):
     """Train (or reuse) every run of ``configs``, with progress on the console."""
     from ..progress import GridProgress
     from ..runner import run_grid
@@ -345,7 +385,8 @@ def train_grid(args: argparse.Namespace, configs: list[RunConfig], out: Path, ex
 
     try:
         return run_grid(
-            configs, out, executor, DataRequest(args.data_dir, download=False), force=args.force,
+            configs, out, executor, DataRequest(args.data_dir, download=False, folders=tuple(folders.items())),
+            force=args.force,
             checkpoint_every=args.checkpoint_every, target=args.target, on_start=on_start,
             on_epoch=lambda cfg, rec: state["progress"].on_epoch(cfg, rec),
             on_run=lambda rec: state["progress"].on_run(rec),
@@ -395,18 +436,21 @@ def save_errors_of(out: Path, datasets: list[Dataset], records) -> None:
 
 def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, out: Path,
                         started_at: datetime, wall_seconds: float, rounds: SeedRounds | None = None,
-                        looks: int = 1) -> dict:
+                        looks: int = 1, folders: dict | None = None) -> dict:
     """What config.json records about this invocation (the report's header reads it)."""
     from architectures import get_spec
 
     from ..environment import environment, git_commit
     from ..stats import ALPHA
+    from ..user_networks import loaded_sources
+
+    folders = folders or {}
 
     archs = list(dict.fromkeys(c.arch for c in configs))
     stats = {d.name: d.pixel_stats() for d in datasets}
     return {
         "command": "python -m bench " + shlex.join(getattr(args, "argv", []) or []),
-        "reproduce": reproduce_command(args, configs, out),
+        "reproduce": reproduce_command(args, configs, out, folders),
         "started_at": started_at.isoformat(timespec="seconds"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_seconds": wall_seconds,
@@ -428,8 +472,10 @@ def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, o
                 "train_size": len(d.train),
                 "test_size": len(d.test),
                 "image_size": d.image_size,
+                "in_channels": d.in_channels,
                 "pixel_mean": stats[d.name][0],
                 "pixel_std": stats[d.name][1],
+                **({"folder": folders[d.name].describe()} if d.name in folders else {}),
             }
             for d in datasets
         },
@@ -442,8 +488,11 @@ def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, o
         "environment": environment(configs[0].device),
         **executor.describe(),
         "arch_info": {a: {"family": get_spec(a).family, "description": get_spec(a).description,
-                          "factors": dict(get_spec(a).factors), "tags": sorted(get_spec(a).tags)}
+                          "factors": dict(get_spec(a).factors), "tags": sorted(get_spec(a).tags),
+                          "source": get_spec(a).source_file}
                       for a in archs},
+        # The networks from outside the zoo: report, verify and predict load them again.
+        "archs_from": [source.describe() for source in loaded_sources()],
         "git_commit": git_commit(),
     }
 

@@ -92,7 +92,11 @@ def compare(stored: RunRecord, epochs, test_loss: float, test_acc: float, exact:
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
+    from architectures import UnknownArchitectureError, get_spec
+
+    from ..datasets.folder import FolderSource
     from ..datasets.prepared import prepare_data
+    from ..user_networks import use_recorded
     from ..determinism import deterministic_mode, prepare_environment
     from ..devices import resolve_device
     from ..fast import speedups
@@ -107,9 +111,20 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if cfg.deterministic:
         prepare_environment()
     resolve_device(cfg.device)  # a CUDA run on a machine without that GPU: one clear line
-    source = read_invocation(out).get("datasets", {}).get(cfg.dataset, {}).get("source")
+    invocation = read_invocation(out)
+    use_recorded(invocation)  # the grid's networks from outside the zoo
+    try:
+        spec = get_spec(cfg.arch)
+    except UnknownArchitectureError as exc:
+        raise BenchError(str(exc)) from None
+    if stored.arch.get("digest") and stored.arch["digest"] != spec.digest:
+        raise BenchError(f"the code of {cfg.arch} ({spec.source_file}) changed since "
+                         f"{stored.run_id} was trained; retraining it would test another network")
+    info = invocation.get("datasets", {}).get(cfg.dataset, {})
+    source = info.get("source")
     data_dir = args.data_dir or (source if source and Path(source).is_dir() else None)
-    dataset = load_dataset(cfg.dataset, DataSearch.from_cli(data_dir, download=False))
+    folders = {cfg.dataset: FolderSource(**info["folder"])} if info.get("folder") else {}
+    dataset = load_dataset(cfg.dataset, DataSearch.from_cli(data_dir, download=False, folders=folders))
     exact = exact_expected(cfg)
     console.print(f"retraining {stored.run_id} ({cfg.epochs} epochs on {cfg.device}); expecting "
                   + ("a bit-for-bit match" if exact else f"a match within {args.tolerance}"), soft_wrap=True)

@@ -7,7 +7,9 @@ it knows whether it will load any.  The tensor types load on first use.
 from __future__ import annotations
 
 from ..errors import DatasetNotFoundError
-from . import digits, mnist  # noqa: F401  (imported for their registrations)
+# Imported for their registrations, in the order help texts list the datasets.
+from . import mnist, cifar, digits  # noqa: F401, I001
+from .folder import FOLDER_PREFIX
 from .locate import DATA_ENV, DataSearch, cache_dir
 from .registry import DatasetSpec, dataset_names, get_dataset_spec, register_dataset
 
@@ -27,7 +29,15 @@ def __getattr__(name: str):
 
 
 def load_dataset(name: str, search: DataSearch | None = None):
-    return get_dataset_spec(name).load(search or DataSearch(download=False))
+    """A registered dataset by name, ``folder:PATH``, or a folder dataset ``search`` names."""
+    search = search or DataSearch(download=False)
+    if name in search.folders or name.startswith(FOLDER_PREFIX):
+        from .folder import FolderSource, load_folder
+
+        if name in search.folders:
+            return load_folder(search.folders[name], expect_name=name)
+        return load_folder(FolderSource.from_text(name.removeprefix(FOLDER_PREFIX)))
+    return get_dataset_spec(name).load(search)
 
 
 def resolve_auto(search: DataSearch):
@@ -44,7 +54,7 @@ def resolve_auto(search: DataSearch):
 
 
 __all__ = [
-    "AUTO", "DATA_ENV", "DataSearch", "Dataset", "DatasetSpec", "PreparedData", "Split",
+    "AUTO", "DATA_ENV", "FOLDER_PREFIX", "DataSearch", "Dataset", "DatasetSpec", "PreparedData", "Split",
     "cache_dir", "dataset_names", "get_dataset_spec", "load_dataset", "prepare_data", "register_dataset",
     "resolve_auto", "validation_split",
 ]

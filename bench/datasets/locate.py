@@ -31,11 +31,14 @@ class DataSearch:
     data_dir: Path | None = None
     download: bool = True
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    # Folder datasets by name (bench.datasets.folder.FolderSource): how a worker reads again
+    # the folder:PATH dataset the driver named.
+    folders: dict[str, object] = field(default_factory=dict)
 
     @classmethod
-    def from_cli(cls, data_dir: str | None, download: bool = True) -> DataSearch:
+    def from_cli(cls, data_dir: str | None, download: bool = True, folders: dict | None = None) -> DataSearch:
         allow = download and not os.environ.get(NO_DOWNLOAD_ENV)
-        return cls(Path(data_dir).expanduser() if data_dir else None, allow)
+        return cls(Path(data_dir).expanduser() if data_dir else None, allow, folders=dict(folders or {}))
 
     def roots(self, extra: Sequence[Path] = ()) -> list[tuple[str, Path]]:
         """(label, root) pairs in lookup order: option, environment, cache, then extras."""

@@ -14,6 +14,8 @@ FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
+# Kuzushiji-MNIST's classes: the romanized hiragana each one stands for (torchvision's names).
+KMNIST_CLASSES = ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")
 DOWNLOAD_TIMEOUT_S = 20
 
 
@@ -80,4 +82,10 @@ register_dataset(DatasetSpec(
     # Debian's dataset-fashion-mnist package installs the four files here.
     load=_idx_loader("fashion-mnist", FASHION_CLASSES, "FashionMNIST",
                      extra_roots=("/usr/share/datasets/fashion-mnist",)),
+))
+
+register_dataset(DatasetSpec(
+    name="kmnist",
+    description="Kuzushiji-MNIST cursive Japanese characters, 60k train / 10k test, 28x28",
+    load=_idx_loader("kmnist", KMNIST_CLASSES, "KMNIST"),
 ))

@@ -35,5 +35,5 @@ def get_dataset_spec(name: str) -> DatasetSpec:
         return _DATASETS[name]
     except KeyError:
         raise BenchError(
-            f"unknown dataset {name!r}; choose from auto, {', '.join(dataset_names())}"
+            f"unknown dataset {name!r}; choose from auto, {', '.join(dataset_names())} or folder:PATH"
         ) from None

@@ -1,6 +1,6 @@
 """The in-memory form of a dataset: uint8 image tensors and int64 labels, nothing else.
 
-Keeping each split as one tensor (N, 1, H, W) lets training slice batches by index on the
+Keeping each split as one tensor (N, C, H, W) lets training slice batches by index on the
 target device and normalize them there, instead of running per-sample PIL transforms.
 """
 
@@ -18,12 +18,12 @@ from ..errors import BenchError
 
 @dataclass(frozen=True)
 class Split:
-    images: torch.Tensor  # uint8, (N, 1, H, W)
+    images: torch.Tensor  # uint8, (N, C, H, W): C is 1 (grayscale) or 3 (RGB)
     labels: torch.Tensor  # int64, (N,)
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
-            raise ValueError(f"images must be uint8 (N,1,H,W), got {self.images.dtype} {tuple(self.images.shape)}")
+            raise ValueError(f"images must be uint8 (N,C,H,W), got {self.images.dtype} {tuple(self.images.shape)}")
         if self.labels.dtype != torch.int64 or self.labels.shape != (self.images.shape[0],):
             raise ValueError("labels must be int64 with one entry per image")
 
@@ -58,25 +58,38 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def pixel_stats(self) -> tuple[float, float]:
+    def pixel_stats(self) -> tuple[float, float] | tuple[tuple[float, ...], tuple[float, ...]]:
         """Mean and (sample) std of training pixels in [0, 1] (MNIST: 0.1307, 0.3081).
 
-        From a 256-bin histogram with exact integer sums: a float64 copy of MNIST would
-        take 376 MB (twice that while dividing) in every worker process.
+        Grayscale: two numbers.  Colour: one per channel (two tuples), as colour images
+        are normalized channel by channel.
         """
-        counts = torch.bincount(self.train.images.flatten(), minlength=256).tolist()
-        n = sum(counts)
-        s1 = sum(v * c for v, c in enumerate(counts))
-        s2 = sum(v * v * c for v, c in enumerate(counts))
-        variance = (n * s2 - s1 * s1) / (n * (n - 1) * 255**2)  # exact ints, one rounding
-        return s1 / (255 * n), math.sqrt(variance)
+        images = self.train.images
+        if images.shape[1] == 1:
+            return _stats(images)
+        per_channel = [_stats(images[:, c]) for c in range(images.shape[1])]
+        return tuple(m for m, _ in per_channel), tuple(s for _, s in per_channel)
+
+
+def _stats(images: torch.Tensor) -> tuple[float, float]:
+    """Mean and sample std of uint8 pixels, scaled to [0, 1].
+
+    From a 256-bin histogram with exact integer sums: a float64 copy of MNIST would
+    take 376 MB (twice that while dividing) in every worker process.
+    """
+    counts = torch.bincount(images.flatten(), minlength=256).tolist()
+    n = sum(counts)
+    s1 = sum(v * c for v, c in enumerate(counts))
+    s2 = sum(v * v * c for v, c in enumerate(counts))
+    variance = (n * s2 - s1 * s1) / (n * (n - 1) * 255**2)  # exact ints, one rounding
+    return s1 / (255 * n), math.sqrt(variance)
 
 
 def from_numpy(
     name: str, classes: tuple[str, ...], source: str,
     train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
 ) -> Dataset:
-    """Build a Dataset from (N, H, W) uint8 arrays and label arrays, checking they agree."""
+    """Build a Dataset from (N, H, W) or (N, C, H, W) uint8 arrays and label arrays, checking they agree."""
     for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
         if len(x) != len(y):
             raise BenchError(
@@ -96,7 +109,9 @@ def from_numpy(
 
 def _split(x: np.ndarray, y: np.ndarray) -> Split:
     # A copy: the IDX reader hands out read-only views of the file buffer.
-    images = torch.from_numpy(np.array(x, dtype=np.uint8, copy=True)).unsqueeze(1)
+    images = torch.from_numpy(np.array(x, dtype=np.uint8, copy=True))
+    if images.dim() == 3:
+        images = images.unsqueeze(1)  # grayscale: one channel
     return Split(images, torch.from_numpy(np.asarray(y, dtype=np.int64)))
 
 

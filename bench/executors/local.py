@@ -21,6 +21,7 @@ import torch
 from ..errors import BenchError
 from ..records import RunRecord
 from ..tasks import RunTask, WorkUnit, execute_unit, pack_seed_groups
+from ..user_networks import loaded_sources, use
 from ..fast.policy import CPU_RUN_THREADS
 from .base import EpochEvent, Executor
 
@@ -88,7 +89,7 @@ class LocalExecutor(Executor):
             max_workers=spawned,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(events, slots, threads_per_worker(self.workers), gpus, os.getpid()),
+            initargs=(events, slots, threads_per_worker(self.workers), gpus, os.getpid(), loaded_sources()),
         )
         # One queue of runs that every trainer - each worker and this process - takes the
         # next run from when it is free.  A run is handed to a worker only as it starts:
@@ -240,10 +241,11 @@ def worker_gpu(slot: int, gpus: int) -> int | None:
     return slot % gpus if gpus > 1 else None
 
 
-def _init_worker(events, slots, threads: int, gpus: int, parent: int) -> None:
+def _init_worker(events, slots, threads: int, gpus: int, parent: int, networks=()) -> None:
     global _EVENTS
     die_with_parent(parent)
     _EVENTS = events
+    use(networks)  # a spawned worker starts with the zoo only: the user's networks too
     gpu = worker_gpu(slots.get(), gpus)
     if gpu is not None:
         # Before CUDA initialises in this process, so "cuda" means this worker's GPU.

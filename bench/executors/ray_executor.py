@@ -29,6 +29,7 @@ from typing import Any
 from ..errors import BenchError
 from ..records import RunRecord, failed_record
 from ..tasks import RunTask, provided_dataset
+from ..user_networks import loaded_sources
 from .base import EpochEvent, Executor
 
 INSTALL_HINT = "pip install 'cnnbench[ray]'"
@@ -101,12 +102,14 @@ class RayExecutor(Executor):
                 resources = {"num_cpus": CPUS_PER_RUN, "num_gpus": self.gpus_per_run, "max_retries": self.retries}
                 loaded = {name: provided_dataset(name) for name in {t.config.dataset for t in tasks}}
                 datasets = {name: ray.put(data) for name, data in loaded.items() if data is not None}
+                # The user's networks travel with every task: a worker may be on a node without their files.
+                networks = ray.put(loaded_sources())
                 for task in tasks:
                     # The ref is boxed in a list so Ray does not resolve it per task: a worker
                     # process fetches a dataset once and keeps it (bench.tasks cache).
                     box = [datasets[task.config.dataset]] if task.config.dataset in datasets else []
                     ref = remote.options(name=TASK_PREFIX + task.config.run_id(), **resources).remote(
-                        task, box, CPUS_PER_RUN)
+                        task, box, CPUS_PER_RUN, networks)
                     pending[ref] = task
             signals.replay()
             while pending:
@@ -249,13 +252,15 @@ class SignalsBetweenRayCalls:
             signal.raise_signal(signum)
 
 
-def _run_on_worker(task: RunTask, dataset_box: list, threads: int) -> RunRecord:
+def _run_on_worker(task: RunTask, dataset_box: list, threads: int, networks=()) -> RunRecord:
     """What a Ray task runs, in a Ray worker process."""
     import torch
 
     from ..tasks import execute, provide_dataset
+    from ..user_networks import use
 
     torch.set_num_threads(threads)  # Ray gave this task `threads` CPUs
+    use(networks)  # a no-op when this worker already has them
     if dataset_box and provided_dataset(task.config.dataset) is None:
         import ray
 

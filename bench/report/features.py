@@ -17,12 +17,13 @@ from torch import nn
 from architectures import UnknownArchitectureError, build_model
 
 from ..errors import BenchError
-from ..storage import load_misclassified, load_weights
+from ..storage import load_misclassified, load_weights, read_invocation
+from ..user_networks import use_recorded
 
 
 @dataclass
 class FeatureMaps:
-    probe: np.ndarray | None = None  # (H, W) uint8
+    probe: np.ndarray | None = None  # (C, H, W) uint8, C = 1 or 3
     probe_label: int | None = None
     maps: dict[str, np.ndarray] = field(default_factory=dict)  # arch -> (C, H', W')
     seeds: dict[str, int] = field(default_factory=dict)
@@ -50,11 +51,14 @@ def feature_maps(ok_runs: pd.DataFrame, archs: list[str], sample: dict | None, o
         result.notes.append("no stored probe image (samples file missing), so no feature maps")
         return result
     probe = sample["probe_image"]
-    result.probe = probe.numpy()[0]
+    result.probe = probe.numpy()
     result.probe_label = int(sample.get("probe_label", -1))
-    mean, std = float(sample.get("mean", 0.0)), float(sample.get("std", 1.0))
-    image = probe.to(torch.float32).div(255.0).sub(mean).div(std).unsqueeze(0)  # as training saw it
+    image = normalized(probe, sample.get("mean", 0.0), sample.get("std", 1.0)).unsqueeze(0)  # as training saw it
     num_classes = len(sample.get("classes", [])) or 10
+    try:
+        use_recorded(read_invocation(out))  # the grid's networks from outside the zoo
+    except BenchError as exc:
+        result.notes.append(f"the grid's own networks could not be loaded again: {exc}")
     for arch in archs:
         runs = ok_runs[ok_runs["arch"] == arch].sort_values("seed")
         if runs.empty:
@@ -71,6 +75,15 @@ def feature_maps(ok_runs: pd.DataFrame, archs: list[str], sample: dict | None, o
         except (BenchError, RuntimeError, ValueError) as exc:
             result.notes.append(f"{arch}: feature maps unavailable ({str(exc).splitlines()[0]})")
     return result
+
+
+def normalized(image: torch.Tensor, mean, std) -> torch.Tensor:
+    """A stored uint8 (C, H, W) image normalized with its dataset's statistics (one number,
+    or one per channel)."""
+    x = image.to(torch.float32).div(255.0)
+    if isinstance(mean, (list, tuple)):
+        return x.sub(torch.tensor(mean).view(-1, 1, 1)).div(torch.tensor(std).view(-1, 1, 1))
+    return x.sub(float(mean)).div(float(std))
 
 
 @dataclass

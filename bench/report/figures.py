@@ -85,8 +85,14 @@ def _pct(ax, axis: str = "x") -> None:
     (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(fmt)
 
 
-def _gray(image: np.ndarray) -> np.ndarray:
-    return np.asarray(image, dtype=float).reshape(image.shape[-2], image.shape[-1])
+def _show(ax, image: np.ndarray, **gray_options) -> None:
+    """Draw a stored image: (H, W) or (1, H, W) as ink on paper, (3, H, W) in its colours."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] == 3:
+        ax.imshow(np.ascontiguousarray(image.transpose(1, 2, 0)).astype(np.uint8))
+    else:
+        ax.imshow(np.asarray(image, dtype=float).reshape(image.shape[-2], image.shape[-1]), cmap="gray_r",
+                  **gray_options)
 
 
 # -- header ----------------------------------------------------------------------------
@@ -99,7 +105,7 @@ def samples_grid(images: np.ndarray, labels: Sequence[int], classes: Sequence[st
         for ax in axes.flat:
             ax.axis("off")
         for ax, image, label in zip(axes.flat, images, labels):
-            ax.imshow(_gray(image), cmap="gray_r", vmin=0, vmax=255)
+            _show(ax, image, vmin=0, vmax=255)
             ax.set_title(classes[int(label)], fontsize=8, fontweight="normal")
         return save(fig, path)
 
@@ -395,7 +401,7 @@ def feature_maps(probe: np.ndarray, maps: dict[str, np.ndarray], title: str, pat
         fig, axes = plt.subplots(len(archs), channels + 1, figsize=((channels + 1) * 1.05, len(archs) * 1.2 + 0.4),
                                  squeeze=False)
         for r, arch in enumerate(archs):
-            axes[r, 0].imshow(_gray(probe), cmap="gray_r")
+            _show(axes[r, 0], probe)
             axes[r, 0].set_ylabel(arch, rotation=0, ha="right", va="center", fontsize=10)
             for c in range(channels):
                 ax = axes[r, c + 1]
@@ -422,7 +428,7 @@ def misclassified(images: np.ndarray, captions: Sequence[str], title: str, path:
         for ax in axes.flat:
             ax.axis("off")
         for ax, image, caption in zip(axes.flat, images, captions):
-            ax.imshow(_gray(image), cmap="gray_r", vmin=0, vmax=255)
+            _show(ax, image, vmin=0, vmax=255)
             ax.set_title(caption, fontsize=9, fontweight="normal", linespacing=1.15)
         fig.suptitle(title, x=0.01, ha="left", fontsize=10)
         fig.tight_layout()

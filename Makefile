@@ -1,29 +1,37 @@
 # cnnbench: `make bench` runs the default benchmark, `make test` the tests.
-# Both create .venv and install the project on first use (and when pyproject.toml changes).
+# Both create .venv and install the project on first use (and when pyproject.toml changes);
+# the tests also install every optional extra they exercise (Ray, MLflow, TensorBoard).
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
+TEST_STAMP := $(VENV)/.installed-test
 ARGS ?=
 
 .PHONY: bench test perf setup clean
 
-$(STAMP): pyproject.toml constraints.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+
+$(BENCH_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
+	$(PY) -m pip install --quiet -c constraints.txt -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,ray,mlflow,tensorboard]'
-	touch $(STAMP)
+	touch $@
 
-setup: $(STAMP)
+setup: $(TEST_STAMP)
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(PY) -m bench $(ARGS)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(PY) -m pytest $(ARGS)
 
-perf: $(STAMP)
+perf: $(BENCH_STAMP)
 	$(PY) -m bench perf $(ARGS)
 
 clean:

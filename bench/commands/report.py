@@ -21,5 +21,15 @@ def main(args: argparse.Namespace, console: Console) -> int:
     from ..report import render_report
 
     path = render_report(Path(args.run_dir), baseline=args.baseline)
+    say_left_out(Path(args.run_dir), console)
     console.print(f"report: {path}", soft_wrap=True)
     return 0
+
+
+def say_left_out(out: Path, console: Console) -> None:
+    """One line per run the report left out (its banners say the same)."""
+    from ..report.load import unsound_runs
+    from ..storage import read_tables
+
+    for run_id, reason in unsound_runs(out, read_tables(out)["runs.csv"]).items():
+        console.print(f"left out of the report: {run_id}: {reason}", markup=False, highlight=False, soft_wrap=True)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ..config import DEFAULT_LR, DTYPES, LR_SCHEDULES, MEMORY_FORMATS, OPTIMIZER_IMPLS, OPTIMIZERS, TEST_WEIGHTS, RunConfig
 from ..datasets import AUTO, DATA_ENV, DataSearch, dataset_names, load_dataset, resolve_auto
 from ..errors import BenchError
-from ..executors import EXECUTORS, make_executor
+from ..executors import DEFAULT_RETRIES, EXECUTORS, make_executor
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -126,8 +126,12 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "ray://host:port (default: start a private local Ray instance, --workers CPUs)")
     g.add_argument("--gpus-per-run", type=positive_float, default=None,
                    help="ray executor with --device cuda: GPUs per run, a fraction packs runs (default 1)")
-    g.add_argument("--ray-retries", type=non_negative_int, default=None,
-                   help="ray executor: times a run is retried when its worker dies (default 3)")
+    g.add_argument("--retries", type=non_negative_int, default=DEFAULT_RETRIES, metavar="N",
+                   help="times a run is tried again when the process training it dies (killed by a "
+                        "signal such as the out-of-memory killer's, or crashed); then it is recorded "
+                        "failed with the cause and the grid goes on")
+    g.add_argument("--ray-retries", type=non_negative_int, dest="retries", default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # the option's name before it applied to both executors
 
     g = p.add_argument_group("files")
     g.add_argument("--out", default=None, help="output directory (default: reports/<dataset>)")
@@ -135,9 +139,14 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help=f"root holding mnist/ and fashion-mnist/ (also ${DATA_ENV}; then the user cache)")
     g.add_argument("--no-download", action="store_true", help="never try to download a missing dataset")
     g.add_argument("--force", action="store_true", help="retrain runs that are already finished in --out")
-    g.add_argument("--checkpoint-every", type=non_negative_int, default=0, metavar="N",
-                   help="save a run's full training state each N epochs, so an interrupted run "
-                        "resumes mid-way (default 0: never; a run always resumes from a checkpoint it finds)")
+    g.add_argument("--checkpoint-every", type=non_negative_int, default=None, metavar="N",
+                   help="save a run's full training state each N epochs, so an interrupted run resumes "
+                        "mid-way; 0: never (default: whenever a minute of training would otherwise be "
+                        "at risk, so an interrupted run loses about a minute and short runs save nothing; "
+                        "a run always resumes from a checkpoint it finds)")
+    g.add_argument("--no-wait", action="store_true",
+                   help="when another cnnbench is writing to --out, stop at once with a line naming it "
+                        "(default: wait for it to finish, then reuse what it trained)")
     g.add_argument("--no-report", action="store_true", help="write the tables but do not render the report")
     g.add_argument("--baseline", default=None,
                    help="report: also compare every architecture with this one (default: only with the leader)")
@@ -221,12 +230,10 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
 
 def main(args: argparse.Namespace, console: Console) -> int:
     from ..determinism import prepare_environment
-    from ..devices import device_name, resolve_device
-    from ..progress import GridProgress
-    from ..runner import run_grid
-    from ..samples import save_samples
-    from ..storage import prepare_output_dir, write_invocation
-    from ..tasks import DataRequest, provide_dataset
+    from ..devices import resolve_device
+    from ..lock import OutputLock
+    from ..storage import prepare_output_dir
+    from ..tasks import provide_dataset
 
     started_at = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -238,7 +245,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if args.baseline is not None and args.baseline not in selected:
         raise BenchError(f"--baseline {args.baseline!r} is not one of the selected architectures (--archs)")
     executor = make_executor(args.executor, workers=args.workers, device=device, ray_address=args.ray_address,
-                             gpus_per_run=args.gpus_per_run, ray_retries=args.ray_retries,
+                             gpus_per_run=args.gpus_per_run, retries=args.retries,
                              seeds_together=args.seeds_together)
     datasets, fallbacks = load_datasets(args, console)
     configs = build_configs(args, [d.name for d in datasets], device)
@@ -246,6 +253,27 @@ def main(args: argparse.Namespace, console: Console) -> int:
     prepare_output_dir(out)
     for dataset in datasets:
         provide_dataset(dataset)  # the in-process executor reuses the driver's copy
+
+    def note(line: str) -> None:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    # One writer per output folder, for everything this command writes there.
+    with OutputLock(out, command=_command_line(args), wait=not args.no_wait, on_note=note):
+        return train_and_report(args, console, note, configs, datasets, fallbacks, executor, device, out,
+                                started_at, t0)
+
+
+def train_and_report(args, console, note, configs, datasets, fallbacks, executor, device, out: Path,
+                     started_at: datetime, t0: float) -> int:
+    """Everything the run command writes to ``out``: the caller holds its lock."""
+    from ..devices import device_name
+    from ..progress import GridProgress
+    from ..runner import run_grid
+    from ..samples import save_samples
+    from ..storage import write_invocation
+    from ..tasks import DataRequest
+
+    for dataset in datasets:
         save_samples(out, dataset)
 
     console.print(
@@ -266,6 +294,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
             checkpoint_every=args.checkpoint_every, on_start=on_start,
             on_epoch=lambda cfg, rec: state["progress"].on_epoch(cfg, rec),
             on_run=lambda rec: state["progress"].on_run(rec),
+            on_note=note,
         )
     finally:
         if "progress" in state:
@@ -292,6 +321,10 @@ def main(args: argparse.Namespace, console: Console) -> int:
     return EXIT_RUN_FAILED if outcome.failed else 0
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    return "python -m bench " + shlex.join(getattr(args, "argv", []) or [])
+
+
 def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, out: Path,
                         started_at: datetime, wall_seconds: float) -> dict:
     """What config.json records about this invocation (the report's header reads it)."""
@@ -302,7 +335,7 @@ def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, o
     archs = list(dict.fromkeys(c.arch for c in configs))
     stats = {d.name: d.pixel_stats() for d in datasets}
     return {
-        "command": "python -m bench " + shlex.join(getattr(args, "argv", []) or []),
+        "command": _command_line(args),
         "reproduce": reproduce_command(args, configs, out),
         "started_at": started_at.isoformat(timespec="seconds"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -117,7 +117,7 @@ class RayExecutor(Executor):
                     ref = remote.options(name=TASK_PREFIX + task.config.run_id(), **resources).remote(
                         task, box, CPUS_PER_RUN, started_prefix + task.config.run_id())
                     pending[ref] = task
-                watch = QueueWatch(lambda: _started_runs(started_prefix), self._load,
+                watch = QueueWatch(lambda: started_runs(started_prefix), self._load,
                                    CPUS_PER_RUN, self.gpus_per_run)
             signals.replay()
             while pending:
@@ -140,7 +140,7 @@ class RayExecutor(Executor):
             with signals.held():
                 for ref in pending:
                     ray.cancel(ref, force=True)
-                _forget_started(started_prefix)
+                forget_started(started_prefix)
                 if owned:
                     ray.shutdown()
         signals.replay()  # a normal end: a signal during the shutdown still reaches the runner
@@ -278,19 +278,29 @@ def _quiet_news(watch: QueueWatch, pending: list[str]) -> str | None:
         return None
 
 
-def _started_runs(prefix: str) -> list[str]:
+def started_runs(prefix: str) -> list[str]:
     """The run ids whose tasks noted their start under ``prefix``."""
     from ray.experimental.internal_kv import _internal_kv_list
 
     return [key.decode().removeprefix(prefix) for key in _internal_kv_list(prefix, namespace=KV_NAMESPACE)]
 
 
-def _forget_started(prefix: str) -> None:
+def forget_started(prefix: str) -> None:
     try:
         from ray.experimental.internal_kv import _internal_kv_del
 
         _internal_kv_del(prefix, del_by_prefix=True, namespace=KV_NAMESPACE)
     except Exception:  # noqa: BLE001 - tidying Ray's store must never fail a grid that ended
+        pass
+
+
+def note_start(key: str) -> None:
+    """In a Ray worker: note in Ray's key-value store that a run has started."""
+    try:
+        from ray.experimental.internal_kv import _internal_kv_put
+
+        _internal_kv_put(key, b"1", namespace=KV_NAMESPACE)
+    except Exception:  # noqa: BLE001 - a start note is news for the console; it never costs a run
         pass
 
 
@@ -301,12 +311,7 @@ def _run_on_worker(task: RunTask, dataset_box: list, threads: int, started_key: 
     from ..tasks import execute, provide_dataset
 
     if started_key is not None:
-        try:
-            from ray.experimental.internal_kv import _internal_kv_put
-
-            _internal_kv_put(started_key, b"1", namespace=KV_NAMESPACE)
-        except Exception:  # noqa: BLE001 - a start note is news for the console; it never costs a run
-            pass
+        note_start(started_key)
 
     torch.set_num_threads(threads)  # Ray gave this task `threads` CPUs
     if dataset_box and provided_dataset(task.config.dataset) is None:

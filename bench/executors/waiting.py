@@ -35,12 +35,12 @@ class QueueWatch:
     """
 
     def __init__(self, started: Callable[[], Collection[str]], load: Callable[[], ClusterLoad],
-                 cpus_per_run: float, gpus_per_run: float = 0.0, quiet_seconds: float = QUIET_SECONDS,
+                 cpus_per_run: float, gpus_per_run: float = 0.0, quiet_seconds: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._started, self._load, self._clock = started, load, clock
         self.cpus_per_run, self.gpus_per_run = cpus_per_run, gpus_per_run
-        self.quiet = quiet_seconds
-        self._wait = quiet_seconds
+        self.quiet = QUIET_SECONDS if quiet_seconds is None else quiet_seconds
+        self._wait = self.quiet
         self._since = clock()
         self._seen: set[str] = set()
 

@@ -108,7 +108,8 @@ def run_grid(
 
     ``checkpoint_every``: N saves each N epochs, 0 never, None the default policy
     (``bench.checkpoint.checkpoint_plan``).  ``on_note`` gets one-line messages for the
-    console: damaged runs moved aside, workers that died, runs waiting for a cluster.
+    console: damaged runs moved aside, workers that died, runs waiting for a cluster; an
+    executor may call it from another thread.
     """
     started = time.perf_counter()
     planned = plan(configs, out, force)

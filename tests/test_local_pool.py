@@ -93,44 +93,39 @@ class _FakeWorker:
 def _pool(script: list[str], retries: int, units: int = 1):
     tasks = [RunTask(RunConfig(arch="lenet", dataset="digits", seed=s), DataRequest()) for s in range(units)]
     started: list[_FakeWorker] = []
-    pool = _Pool(_WorkQueue(tasks), retries, lambda slot: _FakeWorker(script, started))
-    return pool, started
-
-
-def _notes(pool) -> list[str]:
-    notes = []
-    pool.drain(None, notes.append)
-    return notes
+    notes: list[str] = []
+    pool = _Pool(_WorkQueue(tasks), retries, lambda slot: _FakeWorker(script, started), on_note=notes.append)
+    return pool, started, notes
 
 
 def test_a_unit_whose_worker_died_is_retried_on_a_fresh_worker():
-    pool, started = _pool(["die", "ok"], retries=2)
+    pool, started, notes = _pool(["die", "ok"], retries=2)
     pool.start(1)
     (record,) = pool.result(timeout=60)
     pool.close(wait=True)
     assert record.error == "trained"  # the second attempt's record
     assert len(started) == 2 and all(w.stopped for w in started)  # the dead one replaced, both ended
-    assert _notes(pool) == ["worker killed by signal 9 (SIGKILL; out of memory?) during epoch 2 while "
+    assert notes == ["worker killed by signal 9 (SIGKILL; out of memory?) during epoch 2 while "
                             "training lenet digits seed 0; retrying it (1 of 2)"]
 
 
 def test_a_unit_whose_workers_keep_dying_is_failed_with_the_cause():
-    pool, started = _pool(["die", "die", "die", "ok"], retries=2)
+    pool, started, notes = _pool(["die", "die", "die", "ok"], retries=2)
     pool.start(1)
     (record,) = pool.result(timeout=60)
     pool.close(wait=True)
     assert record.status == "failed"
     assert record.error == "worker killed by signal 9 (SIGKILL; out of memory?) during epoch 2 (tried 3 times)"
-    assert len(started) == 3 and len(_notes(pool)) == 2
+    assert len(started) == 3 and len(notes) == 2
 
 
 def test_a_bug_in_a_worker_fails_its_run_without_a_retry():
-    pool, started = _pool(["bug"], retries=2)
+    pool, started, notes = _pool(["bug"], retries=2)
     pool.start(1)
     (record,) = pool.result(timeout=60)
     pool.close(wait=True)
     assert record.status == "failed" and record.error == "KeyError in a worker: 'x'"
-    assert len(started) == 1 and _notes(pool) == []
+    assert len(started) == 1 and notes == []
 
 
 def test_a_worker_that_cannot_start_costs_attempts_not_the_grid():
@@ -147,7 +142,7 @@ def test_a_worker_that_cannot_start_costs_attempts_not_the_grid():
 
 
 def test_each_worker_has_one_unit_at_a_time_and_every_unit_is_answered():
-    pool, started = _pool([], retries=0, units=5)
+    pool, started, notes = _pool([], retries=0, units=5)
     pool.start(2)
     answered = sorted(pool.result(timeout=60)[0].config.seed for _ in range(5))
     pool.close(wait=True)

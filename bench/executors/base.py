@@ -10,7 +10,9 @@ from ..records import RunRecord
 from ..tasks import RunTask
 
 EpochEvent = Callable[[RunConfig, dict[str, float]], None]
-NoteEvent = Callable[[str], None]  # one line for the console: a worker died, runs are queued, ...
+# One line for the console (a worker died, runs are queued, ...); it may come from another
+# thread of the driver than the one iterating the records, so it must be thread-safe.
+NoteEvent = Callable[[str], None]
 
 
 class Executor(ABC):

@@ -101,12 +101,12 @@ class LocalExecutor(Executor):
         # run never waits behind a busy worker while this process is idle at the grid's end.
         work = _WorkQueue(units)
         first = work.take() if here else None  # this process starts at once; workers import torch first
-        pool = _Pool(work, self.retries, lambda slot: Worker(ctx, slot, threads, gpus))
+        pool = _Pool(work, self.retries, lambda slot: Worker(ctx, slot, threads, gpus), on_note)
         pool.start(spawned)
         completed = False
 
         def forward_here(cfg, record):
-            pool.drain(on_epoch, on_note)  # keep the workers' progress flowing meanwhile
+            pool.drain(on_epoch)  # keep the workers' progress flowing meanwhile
             if on_epoch is not None:
                 on_epoch(cfg, record)
 
@@ -120,15 +120,15 @@ class LocalExecutor(Executor):
                         remaining -= 1
                         yield from execute_unit(entry.unit, forward_here)
                         continue
-                pool.drain(on_epoch, on_note)
+                pool.drain(on_epoch)
                 if records is None:
                     records = pool.result(timeout=WAIT_SECONDS)
                     if records is None:
                         continue
-                    pool.drain(on_epoch, on_note)
+                    pool.drain(on_epoch)
                 remaining -= 1
                 yield from records
-            pool.drain(on_epoch, on_note)
+            pool.drain(on_epoch)
             completed = True
         finally:
             # Interrupted or failed: do not wait for runs in flight to finish.
@@ -176,14 +176,18 @@ class _Pool:
     """The spawned workers, one thread each, and what they hand back to the driver.
 
     Each thread keeps its worker busy with the next unit of ``work`` and puts the unit's
-    records (or, once its retries are spent, failed records) on ``results``; epoch events
-    and notes (a worker died, the run is retried) go on ``events``.  A thread replaces a
-    worker that died, and stops its worker before it ends: Linux sends a worker its
-    parent-death signal when the *thread* that started it ends (``die_with_parent``).
+    records (or, once its retries are spent, failed records) on ``results`` and epoch events
+    on ``events``, for the driver's thread.  A worker's death is said at once, by the thread
+    itself (``on_note``): the driver's thread may be in the middle of an epoch of its own.
+    A thread replaces a worker that died, and stops its worker before it ends: Linux sends
+    a worker its parent-death signal when the *thread* that started it ends
+    (``die_with_parent``).
     """
 
-    def __init__(self, work: _WorkQueue, retries: int, start_worker: Callable[[int], Worker]) -> None:
+    def __init__(self, work: _WorkQueue, retries: int, start_worker: Callable[[int], Worker],
+                 on_note: NoteEvent | None = None) -> None:
         self.work, self.retries, self._start_worker = work, retries, start_worker
+        self.on_note = on_note
         self.results: queue.Queue[list[RunRecord]] = queue.Queue()
         self.events: queue.Queue[tuple] = queue.Queue()
         self.stopping = threading.Event()
@@ -203,16 +207,14 @@ class _Pool:
         except queue.Empty:
             return None
 
-    def drain(self, on_epoch: EpochEvent | None, on_note: NoteEvent | None) -> None:
+    def drain(self, on_epoch: EpochEvent | None) -> None:
         while True:
             try:
-                kind, *payload = self.events.get_nowait()
+                cfg, record = self.events.get_nowait()
             except queue.Empty:
                 return
-            if kind == "epoch" and on_epoch is not None:
-                on_epoch(*payload)
-            elif kind == "note" and on_note is not None:
-                on_note(*payload)
+            if on_epoch is not None:
+                on_epoch(cfg, record)
 
     def close(self, wait: bool) -> None:
         self.work.close()
@@ -232,8 +234,7 @@ class _Pool:
                 try:
                     if worker is None:
                         worker = self._track(self._start_worker(slot))
-                    records = worker.train(entry.unit, lambda cfg, rec: self.events.put(("epoch", cfg, rec)),
-                                           self.stopping)
+                    records = worker.train(entry.unit, lambda cfg, rec: self.events.put((cfg, rec)), self.stopping)
                 except WorkerDied as died:
                     self._untrack(worker).terminate()
                     worker = None
@@ -257,8 +258,8 @@ class _Pool:
         """Put a unit whose worker died back in the queue, or fail it when its retries are spent."""
         label = _label(entry.unit)
         if entry.attempt < self.retries and not self.work.closed:
-            self.events.put(("note", f"{cause} while training {label}; retrying it "
-                                     f"({entry.attempt + 1} of {self.retries})"))
+            if self.on_note is not None:
+                self.on_note(f"{cause} while training {label}; retrying it ({entry.attempt + 1} of {self.retries})")
             self.work.retry(entry)
             return None
         tries = f" (tried {entry.attempt + 1} times)" if entry.attempt else ""

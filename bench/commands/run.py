@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import time
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -229,11 +230,19 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
+    with ExitStack() as held:  # what run_command holds (the output folder's lock) until it returns
+        return run_command(args, console, held)
+
+
+def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> int:
     from ..determinism import prepare_environment
-    from ..devices import resolve_device
+    from ..devices import device_name, resolve_device
     from ..lock import OutputLock
-    from ..storage import prepare_output_dir
-    from ..tasks import provide_dataset
+    from ..progress import GridProgress
+    from ..runner import run_grid
+    from ..samples import save_samples
+    from ..storage import prepare_output_dir, write_invocation
+    from ..tasks import DataRequest, provide_dataset
 
     started_at = datetime.now(timezone.utc)
     t0 = time.perf_counter()
@@ -251,29 +260,14 @@ def main(args: argparse.Namespace, console: Console) -> int:
     configs = build_configs(args, [d.name for d in datasets], device)
     out = Path(args.out) if args.out else Path("reports") / "-".join(d.name for d in datasets)
     prepare_output_dir(out)
-    for dataset in datasets:
-        provide_dataset(dataset)  # the in-process executor reuses the driver's copy
 
     def note(line: str) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
-    # One writer per output folder, for everything this command writes there.
-    with OutputLock(out, command=_command_line(args), wait=not args.no_wait, on_note=note):
-        return train_and_report(args, console, note, configs, datasets, fallbacks, executor, device, out,
-                                started_at, t0)
-
-
-def train_and_report(args, console, note, configs, datasets, fallbacks, executor, device, out: Path,
-                     started_at: datetime, t0: float) -> int:
-    """Everything the run command writes to ``out``: the caller holds its lock."""
-    from ..devices import device_name
-    from ..progress import GridProgress
-    from ..runner import run_grid
-    from ..samples import save_samples
-    from ..storage import write_invocation
-    from ..tasks import DataRequest
-
+    # One writer per output folder, for everything this command writes there, until it returns.
+    held.enter_context(OutputLock(out, command=_command_line(args), wait=not args.no_wait, on_note=note))
     for dataset in datasets:
+        provide_dataset(dataset)  # the in-process executor reuses the driver's copy
         save_samples(out, dataset)
 
     console.print(

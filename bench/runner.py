@@ -20,7 +20,9 @@ from .checkpoint import checkpoint_plan
 from .config import RunConfig
 from .executors import Executor
 from .records import STATUS_FAILED, RunRecord, failed_record
-from .storage import check_run, checkpoint_path, move_aside, remove_checkpoint, save_record, write_tables
+from .storage import (
+    check_run, checkpoint_path, move_aside, remove_checkpoint, remove_temporaries, run_dir, save_record, write_tables,
+)
 from .tasks import DataRequest, RunTask
 from .train import EpochCallback
 
@@ -145,6 +147,7 @@ def run_grid(
                         save_record(out, record)
                         if record.status != STATUS_FAILED:  # a failed run may resume on retry
                             remove_checkpoint(out, record.run_id)
+                        remove_temporaries(run_dir(out, record.run_id))  # left by a worker that was killed
                         finished[record.run_id] = record
                     record.state_dict = record.misclassified = None  # stored; free the memory
                     if on_run is not None:

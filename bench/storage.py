@@ -276,6 +276,17 @@ def leftover_temporaries(out: Path) -> list[Path]:
     return sorted(Path(out).rglob(f"{TMP_PREFIX}*"))
 
 
+def remove_temporaries(folder: Path) -> None:
+    """Delete the temporary files a killed writer left in ``folder`` and below (SIGKILL skips
+    ``atomic_write_bytes``'s cleanup).  Only for a folder no live process writes to: a run's
+    folder once its record is stored, or ``--out`` while this process holds its lock."""
+    for path in leftover_temporaries(folder):
+        try:
+            path.unlink()
+        except OSError:
+            pass  # gone already, or not ours to remove: it never stands for a result
+
+
 CHECKPOINT_FILE = "checkpoint.pt"
 
 

@@ -12,7 +12,7 @@ import pytest
 from bench.errors import BenchError
 from bench.report.load import load
 from bench.schema import RECORD_VERSION
-from bench.storage import DAMAGED_DIR, RECORD_FILE, WEIGHTS_FILE, check_run, read_tables, run_dir
+from bench.storage import DAMAGED_DIR, RECORD_FILE, WEIGHTS_FILE, check_run, leftover_temporaries, read_tables, run_dir
 from conftest import run_cli
 from test_resume import assert_same_tables
 
@@ -117,3 +117,14 @@ def test_a_report_with_every_run_damaged_is_one_line(copy, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith(f"error: every run in {copy / 'runs.csv'} is damaged or missing (first: ")
+
+
+def test_temporary_files_a_killed_writer_left_are_removed_by_the_next_command(copy, capsys):
+    """SIGKILL in the middle of an atomic write leaves its temporary file (no cleanup runs)."""
+    run_id = run_ids(copy)[0]
+    stale = [copy / ".tmp-runs.csv", run_dir(copy, run_id) / ".tmp-checkpoint"]
+    for path in stale:
+        path.write_bytes(b"half a file")
+    assert run_cli(*DIGITS_GRID, "--out", str(copy)) == 0
+    assert "(4 reused, 0 trained)" in capsys.readouterr().out
+    assert leftover_temporaries(copy) == []

@@ -241,7 +241,7 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
     from ..progress import GridProgress
     from ..runner import run_grid
     from ..samples import save_samples
-    from ..storage import prepare_output_dir, write_invocation
+    from ..storage import prepare_output_dir, remove_temporaries, write_invocation
     from ..tasks import DataRequest, provide_dataset
 
     started_at = datetime.now(timezone.utc)
@@ -266,6 +266,7 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
 
     # One writer per output folder, for everything this command writes there, until it returns.
     held.enter_context(OutputLock(out, command=_command_line(args), wait=not args.no_wait, on_note=note))
+    remove_temporaries(out)  # what a writer killed mid-write left: no one else writes here now
     for dataset in datasets:
         provide_dataset(dataset)  # the in-process executor reuses the driver's copy
         save_samples(out, dataset)

@@ -141,17 +141,29 @@ class Chaos:
     def retried(self) -> int:
         return len(re.findall(r"; retrying it \(\d+ of \d+\)", self.text()))
 
+    def failed_on_the_way(self) -> int:
+        """Runs stored failed (their worker died past --retries) that a re-run trained again."""
+        return len(re.findall(r"^failed: ", self.text(), re.M))
+
     def seen(self) -> list[str]:
         """The kinds of one-line messages the user saw, one example each."""
-        kinds = ["worker killed by signal 9", "taking over the lock", "waiting for", "failed:"]
-        return [next(line for line in self.text().splitlines() if kind in line)
-                for kind in kinds if kind in self.text()]
+        kinds = ["worker killed by signal 9", "taking over the lock", "waiting for", "failed: "]
+        lines = self.text().splitlines()
+        return [next(line for line in lines if line.startswith(kind))
+                for kind in kinds if any(line.startswith(kind) for line in lines)]
 
-    def report(self, name: str) -> None:
+    def report(self, name: str, reference: Path) -> None:
         runs = read_tables(self.out)["runs.csv"]
         lost = RUNS - int((runs["status"] == "ok").sum())
+        try:
+            assert_whole(self.out, reference)
+            equal = "yes"
+        except AssertionError:
+            equal = "no"
         print(f"\n{name}: kills delivered: {self.kills['worker']} workers, {self.kills['driver']} drivers; "
-              f"runs retried: {self.retried()}; driver invocations: {len(self.outputs)}; runs lost: {lost}")
+              f"runs retried: {self.retried()}; runs failed past their retries, then trained by a re-run: "
+              f"{self.failed_on_the_way()}; driver invocations: {len(self.outputs)}; runs lost: {lost}; "
+              f"tables equal to the uninterrupted grid's, nothing left over: {equal}")
         for line in self.seen():
             print(f"  saw: {line.strip()}")
 
@@ -209,7 +221,7 @@ def test_killed_workers_and_drivers_lose_nothing(tmp_path, reference):
         elif chaos.kill_driver(driver):
             driver = chaos.start()  # the user runs the same command again
     chaos.finish_grid([driver])
-    chaos.report("one writer")
+    chaos.report("one writer", reference)
     assert chaos.kills["worker"] + chaos.kills["driver"] >= 5 and chaos.kills["driver"] >= 2
     assert_whole(chaos.out, reference)
     assert chaos.retried() >= 1
@@ -231,7 +243,7 @@ def test_two_writers_killed_at_random_lose_nothing_and_train_each_run_once(tmp_p
         if chaos.kill_driver(target):
             drivers[drivers.index(target)] = chaos.start()  # its user runs the command again
     chaos.finish_grid(drivers)
-    chaos.report("two writers")
+    chaos.report("two writers", reference)
     assert chaos.kills["worker"] + chaos.kills["driver"] >= 5
     assert_whole(chaos.out, reference)
     text = chaos.text()

@@ -10,7 +10,7 @@ Layout of an output directory::
     runs/<run_id>/weights.pt         the state_dict the run was tested with
     runs/<run_id>/misclassified.pt   its most confidently wrong test images
     runs/.damaged/<run_id>-<time>/   a run folder found damaged, moved aside (check_run)
-    .lock                    held while a grid writes (bench.lock)
+    .lock                    held while a run command writes here (bench.lock)
     report.html figures/*.png
 
 A file is written to a temporary name in its own directory, flushed and fsynced, then

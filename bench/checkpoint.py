@@ -1,9 +1,11 @@
-"""Mid-run checkpoints (``--checkpoint-every N``): an interrupted long run resumes mid-way.
+"""Mid-run checkpoints: an interrupted long run resumes mid-way.
 
-Each N epochs a run saves everything its next epoch depends on to
-``runs/<run_id>/checkpoint.pt`` (atomically): model, optimizer and scheduler state, the
-RNG states (torch CPU and CUDA, the data-order generator, Python, numpy) and the loop's
-own bookkeeping (epoch records, best validation weights).  A run that finds its
+By default a run saves whenever about a minute of training would otherwise be at risk
+(``DEFAULT_CHECKPOINT_SECONDS``); ``--checkpoint-every N`` saves each N epochs instead,
+and ``--checkpoint-every 0`` never.  A save writes everything the next epoch depends on
+to ``runs/<run_id>/checkpoint.pt`` (atomically): model, optimizer and scheduler state,
+the RNG states (torch CPU and CUDA, the data-order generator, Python, numpy) and the
+loop's own bookkeeping (epoch records, best validation weights).  A run that finds its
 checkpoint starts after the saved epoch and, on CPU, ends bit for bit where an
 uninterrupted run ends.  The driver deletes the checkpoint once the run's record is stored.
 
@@ -13,7 +15,8 @@ every finished result, and a resumed run could never be matched with its record)
 travels beside the config, in the ``RunTask``.
 
 The checkpoint is written by whichever process trains the run, so it assumes that
-process sees the output directory (always true for the local executor).
+process sees the output directory: always true for the local executor and a private Ray
+instance; on a Ray cluster (``--ray-address``) the default policy saves nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pickle
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import numpy as np
@@ -36,13 +40,27 @@ _UNREADABLE = (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError,
                AttributeError, pickle.UnpicklingError)
 
 
+# The default policy: save at an epoch's end when the training since the last save plus one
+# more epoch would pass this, so an interrupted run loses about a minute (or one epoch, when
+# epochs are longer) and a run shorter than a minute never writes a checkpoint.
+DEFAULT_CHECKPOINT_SECONDS = 60.0
+
+
 @dataclass(frozen=True)
 class CheckpointPlan:
     """Where a run keeps its checkpoint and how often it saves one (picklable)."""
 
     path: str
-    every: int = 0  # save each ``every`` epochs; 0 = never save (still resume from a file)
+    every: int = 0  # save each ``every`` epochs; 0 = by ``seconds``, or never
     resume: bool = True  # False under --force: a stale checkpoint is ignored and replaced
+    seconds: float = 0.0  # with every == 0: save before more than this much training is unsaved
+
+
+def checkpoint_plan(path: str, every: int | None, resume: bool = True) -> CheckpointPlan:
+    """``--checkpoint-every``: N saves each N epochs, 0 never, None the default (by time)."""
+    if every is None:
+        return CheckpointPlan(path, every=0, resume=resume, seconds=DEFAULT_CHECKPOINT_SECONDS)
+    return CheckpointPlan(path, every=every, resume=resume)
 
 
 @dataclass
@@ -65,6 +83,8 @@ class Checkpointer:
     device: str = "cpu"
     resumed_from: int = 0  # the epoch a restored checkpoint had reached (0: fresh start)
     problems: list[str] = field(default_factory=list)
+    _saved_at: float | None = field(default=None, repr=False)  # last save (or the start), monotonic
+    _epoch_at: float | None = field(default=None, repr=False)  # the previous epoch's end (or the start)
 
     @property
     def path(self) -> Path:
@@ -72,6 +92,7 @@ class Checkpointer:
 
     def restore(self, model, optimizer, scheduler, generator: torch.Generator) -> ResumeState | None:
         """Load the checkpoint into the freshly built objects; None to start from epoch 1."""
+        self._saved_at = self._epoch_at = monotonic()
         if not self.plan.resume or not self.path.is_file():
             return None
         try:
@@ -106,8 +127,8 @@ class Checkpointer:
 
     def epoch_end(self, epoch: int, model, optimizer, scheduler, generator: torch.Generator,
                   loop: ResumeState) -> None:
-        """Save after every ``plan.every``-th epoch (not after the last: the record follows)."""
-        if self.plan.every <= 0 or epoch % self.plan.every != 0:
+        """Save when the plan says so (never after the last epoch: the record follows)."""
+        if not self.due(epoch):
             return
         atomic_torch_save(self.path, {
             "version": CHECKPOINT_VERSION,
@@ -124,6 +145,20 @@ class Checkpointer:
                 "best_epoch": loop.best_epoch,
             },
         })
+        self._saved_at = monotonic()
+
+    def due(self, epoch: int) -> bool:
+        """Whether to save after ``epoch``: each ``every`` epochs, or before ``seconds`` are at risk."""
+        if self.plan.every > 0:
+            return epoch % self.plan.every == 0
+        if self.plan.seconds <= 0:
+            return False
+        now = monotonic()
+        if self._saved_at is None or self._epoch_at is None:
+            self._saved_at = self._epoch_at = now
+        epoch_seconds, self._epoch_at = now - self._epoch_at, now
+        # Unsaved so far plus the next epoch (about as long as this one) would pass the budget.
+        return (now - self._saved_at) + epoch_seconds > self.plan.seconds
 
 
 class CheckpointUnusable(Exception):

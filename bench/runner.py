@@ -16,12 +16,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .checkpoint import CheckpointPlan
+from .checkpoint import checkpoint_plan
 from .config import RunConfig
 from .executors import Executor
 from .records import STATUS_FAILED, RunRecord, failed_record
 from .storage import (
-    checkpoint_path, default_targets, load_record, remove_checkpoint, save_record, write_tables,
+    check_run, checkpoint_path, default_targets, move_aside, remove_checkpoint, remove_temporaries,
+    run_dir, save_record, write_tables,
 )
 from .tasks import DataRequest, RunTask
 from .train import EpochCallback
@@ -35,6 +36,20 @@ class Interrupted(Exception):
         self.signum = signum
 
 
+@dataclass(frozen=True)
+class DamagedRun:
+    """A run whose stored folder could not be trusted: moved aside and trained again."""
+
+    config: RunConfig
+    problem: str
+    moved_to: Path
+
+    def message(self, out: Path) -> str:
+        cfg = self.config
+        return (f"damaged run {cfg.arch} {cfg.dataset} seed {cfg.seed} ({cfg.run_id()}): {self.problem}; "
+                f"moved to {_relative(self.moved_to, out)}, training it again")
+
+
 @dataclass
 class GridOutcome:
     records: list[RunRecord]
@@ -43,22 +58,40 @@ class GridOutcome:
     wall_seconds: float
     interrupted: Interrupted | None = None
     failed: list[RunRecord] = field(default_factory=list)
+    damaged: list[DamagedRun] = field(default_factory=list)
 
 
-def plan(configs: Sequence[RunConfig], out: Path, force: bool) -> tuple[dict[str, RunRecord], list[RunConfig]]:
+@dataclass
+class Plan:
+    finished: dict[str, RunRecord]  # run id -> a record to reuse
+    todo: list[RunConfig]
+    damaged: list[DamagedRun]
+
+
+def plan(configs: Sequence[RunConfig], out: Path, force: bool) -> Plan:
     """Split the grid into finished records to reuse and configs still to run.
 
-    A failed run is retried; an ``ok`` or ``diverged`` one is an answer and is reused.
+    A failed run is retried; an ``ok`` or ``diverged`` one is an answer and is reused.  A
+    damaged run folder (``storage.check_run``) is moved aside, not deleted, and retrained.
     """
-    finished: dict[str, RunRecord] = {}
-    todo: list[RunConfig] = []
+    result = Plan({}, [], [])
     for cfg in configs:
-        record = None if force else load_record(out, cfg.run_id())
+        folder = check_run(out, cfg.run_id())
+        if folder.problem is not None:
+            result.damaged.append(DamagedRun(cfg, folder.problem, move_aside(out, cfg.run_id())))
+        record = None if force else folder.record
         if record is not None and record.status != STATUS_FAILED:
-            finished[cfg.run_id()] = record
+            result.finished[cfg.run_id()] = record
         else:
-            todo.append(cfg)
-    return finished, todo
+            result.todo.append(cfg)
+    return result
+
+
+def _relative(path: Path, out: Path) -> Path:
+    try:
+        return Path(path).relative_to(out)
+    except ValueError:
+        return Path(path)
 
 
 def run_grid(
@@ -68,23 +101,38 @@ def run_grid(
     data: DataRequest,
     *,
     force: bool = False,
-    checkpoint_every: int = 0,
+    checkpoint_every: int | None = None,
     target: float | None = None,
     on_start: Callable[[int, int], None] | None = None,
     on_epoch: EpochCallback | None = None,
     on_run: Callable[[RunRecord], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
 ) -> GridOutcome:
+    """Train what ``configs`` still need into ``out``.
+
+    ``checkpoint_every``: N saves each N epochs, 0 never, None the default policy
+    (``bench.checkpoint.checkpoint_plan``).  ``on_note`` gets one-line messages for the
+    console: damaged runs moved aside, workers that died, runs waiting for a cluster; an
+    executor may call it from another thread.
+    """
     started = time.perf_counter()
-    finished, todo = plan(configs, out, force)
+    planned = plan(configs, out, force)
+    finished = planned.finished
+    for damaged in planned.damaged:
+        if on_note is not None:
+            on_note(damaged.message(out))
     if on_start is not None:
         on_start(len(configs), len(finished))
     reused = len(finished)
     interrupted: Interrupted | None = None
+    if checkpoint_every is None and not executor.sees_output_dir:
+        checkpoint_every = 0  # a cluster's nodes may not see --out: save nowhere by default
     # Every run may resume from a checkpoint an interrupted attempt left (any run, even
-    # without --checkpoint-every now); --force starts over.
-    tasks = [RunTask(cfg, data, CheckpointPlan(str(checkpoint_path(out, cfg.run_id())),
-                                               every=checkpoint_every, resume=not force))
-             for cfg in todo]
+    # with checkpoints off now); --force starts over.  The path is absolute: the process
+    # that trains may not share this one's working directory (a Ray worker).
+    tasks = [RunTask(cfg, data, checkpoint_plan(str(checkpoint_path(Path(out).absolute(), cfg.run_id())),
+                                                checkpoint_every, resume=not force))
+             for cfg in planned.todo]
     with _signals_raise_interrupted() as signals:
 
         def epoch_event(cfg: RunConfig, epoch: dict[str, float]) -> None:
@@ -93,7 +141,7 @@ def run_grid(
                 on_epoch(cfg, epoch)
 
         try:
-            results = executor.run(tasks, epoch_event)
+            results = executor.run(tasks, epoch_event, on_note)
             try:
                 for record in results:
                     record = _same_identity(record)
@@ -101,6 +149,7 @@ def run_grid(
                         save_record(out, record)
                         if record.status != STATUS_FAILED:  # a failed run may resume on retry
                             remove_checkpoint(out, record.run_id)
+                        remove_temporaries(run_dir(out, record.run_id))  # left by a worker that was killed
                         finished[record.run_id] = record
                     record.state_dict = record.misclassified = None  # stored; free the memory
                     if on_run is not None:
@@ -126,6 +175,7 @@ def run_grid(
         wall_seconds=time.perf_counter() - started,
         interrupted=interrupted,
         failed=[r for r in records if r.status == STATUS_FAILED],
+        damaged=planned.damaged,
     )
 
 

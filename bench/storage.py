@@ -9,6 +9,8 @@ Layout of an output directory::
     runs/<run_id>/record.json        one finished run (its presence means "finished")
     runs/<run_id>/weights.pt         the state_dict the run was tested with
     runs/<run_id>/misclassified.pt   its most confidently wrong test images
+    runs/.damaged/<run_id>-<time>/   a run folder found damaged, moved aside (check_run)
+    .lock                    held while a run command writes here (bench.lock)
     report.html figures/*.png
 
 A file is written to a temporary name in its own directory, flushed and fsynced, then
@@ -21,7 +23,10 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,7 @@ import torch
 
 from .errors import BenchError
 from .records import RunRecord
-from .schema import CONFUSION, EPOCHS, RUNS, TABLES
+from .schema import CONFUSION, EPOCHS, RECORD_VERSION, RUNS, STATUS_OK, STATUSES, TABLES
 
 RUNS_DIR = "runs"
 RECORD_FILE = "record.json"
@@ -38,6 +43,7 @@ WEIGHTS_FILE = "weights.pt"
 MISCLASSIFIED_FILE = "misclassified.pt"
 INVOCATION_FILE = "config.json"
 TMP_PREFIX = ".tmp-"
+DAMAGED_DIR = ".damaged"  # under runs/; hidden, so no glob of runs/* mistakes it for a run
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -127,15 +133,81 @@ def save_record(out: Path, record: RunRecord) -> None:
     atomic_write_json(folder / RECORD_FILE, record.to_json())
 
 
-def load_record(out: Path, run_id: str) -> RunRecord | None:
-    """The stored record of ``run_id``, or None if that run has not finished."""
-    path = run_dir(out, run_id) / RECORD_FILE
+@dataclass(frozen=True)
+class RunFolder:
+    """What ``runs/<run_id>/`` holds: a sound record, nothing yet, or the reason it is damaged."""
+
+    record: RunRecord | None
+    problem: str | None = None  # set when the folder holds a record that cannot be trusted
+
+    @property
+    def finished(self) -> bool:
+        return self.record is not None
+
+
+def check_run(out: Path, run_id: str) -> RunFolder:
+    """Check a run's folder: a parseable record of a known version, named for its folder,
+    with its weights when it finished ``ok``.
+
+    No record at all is not damage (the run has not finished).  A record written by a newer
+    cnnbench is not damage either: it raises ``BenchError`` rather than be moved or retrained.
+    """
+    folder = run_dir(out, run_id)
     try:
-        return RunRecord.from_json(json.loads(path.read_text()))
+        text = (folder / RECORD_FILE).read_bytes().decode()
     except FileNotFoundError:
-        return None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-        return None  # unreadable: treat as not finished, it will be retrained
+        return RunFolder(None)
+    except (OSError, UnicodeDecodeError) as exc:
+        return RunFolder(None, f"record.json cannot be read ({getattr(exc, 'strerror', None) or exc})")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return RunFolder(None, "record.json is truncated or not JSON")
+    version = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(version, int) or version < 1:
+        return RunFolder(None, "record.json is not a cnnbench record (no version)")
+    if version > RECORD_VERSION:
+        raise BenchError(f"{folder / RECORD_FILE} has record version {version}; this cnnbench reads "
+                         f"versions up to {RECORD_VERSION} (is it from a newer cnnbench?)")
+    try:
+        record = RunRecord.from_json(data)
+    except (BenchError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        return RunFolder(None, f"record.json is not a cnnbench record ({type(exc).__name__}: {exc})")
+    if record.run_id != run_id:
+        return RunFolder(None, f"record.json names run {record.run_id}, not its folder's")
+    if record.status not in STATUSES:
+        return RunFolder(None, f"record.json has an unknown status {record.status!r}")
+    if record.status == STATUS_OK:
+        weights = folder / WEIGHTS_FILE
+        if not weights.is_file():
+            return RunFolder(None, "weights.pt is missing")
+        if not zipfile.is_zipfile(weights):  # torch.save writes a zip; a truncated one lacks its end
+            return RunFolder(None, "weights.pt is truncated or not a torch file")
+    return RunFolder(record)
+
+
+def load_record(out: Path, run_id: str) -> RunRecord | None:
+    """The stored record of ``run_id``, or None if that run has not finished (or is damaged)."""
+    return check_run(out, run_id).record
+
+
+def move_aside(out: Path, run_id: str) -> Path:
+    """Move a damaged run folder to ``runs/.damaged/<run_id>-<UTC time>/`` (kept, never deleted)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    damaged = Path(out) / RUNS_DIR / DAMAGED_DIR
+    target = damaged / f"{run_id}-{stamp}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = damaged / f"{run_id}-{stamp}-{n}"
+    try:
+        damaged.mkdir(parents=True, exist_ok=True)
+        os.replace(run_dir(out, run_id), target)
+    except OSError as exc:
+        raise BenchError(f"cannot move the damaged run folder {run_dir(out, run_id)} aside: "
+                         f"{exc.strerror or exc}") from None
+    _fsync_dir(damaged.parent)
+    return target
 
 
 def load_weights(out: Path, run_id: str) -> dict[str, torch.Tensor]:
@@ -228,6 +300,17 @@ def read_invocation(out: Path) -> dict[str, Any]:
 
 def leftover_temporaries(out: Path) -> list[Path]:
     return sorted(Path(out).rglob(f"{TMP_PREFIX}*"))
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Delete the temporary files a killed writer left in ``folder`` and below (SIGKILL skips
+    ``atomic_write_bytes``'s cleanup).  Only for a folder no live process writes to: a run's
+    folder once its record is stored, or ``--out`` while this process holds its lock."""
+    for path in leftover_temporaries(folder):
+        try:
+            path.unlink()
+        except OSError:
+            pass  # gone already, or not ours to remove: it never stands for a result
 
 
 CHECKPOINT_FILE = "checkpoint.pt"

@@ -16,7 +16,9 @@ import pandas as pd
 import torch
 
 from architectures import get_spec, register_model, unregister_model
-from bench.storage import atomic_torch_save
+from bench.config import RunConfig
+from bench.schema import RECORD_VERSION
+from bench.storage import atomic_torch_save, atomic_write_json
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
            "Ankle boot"]
@@ -88,6 +90,10 @@ def write_store(out: Path, accuracy: dict[tuple[str, int], float], seeds: list[i
                             rng.integers(0, 255, size=(4, 1, 28, 28), dtype=np.uint8)),
                         "true": torch.tensor([0, 1, 2, 3]), "predicted": torch.tensor([1, 2, 3, 4]),
                         "confidence": torch.tensor([0.99, 0.9, 0.8, 0.7])})
+            # The run's record, as the runner stores it (the report leaves out runs without one).
+            atomic_write_json(out / "runs" / run_id / "record.json", {
+                "version": RECORD_VERSION, "run_id": run_id, "status": status, "error": row["error"],
+                "config": RunConfig(arch=arch, dataset=dataset, seed=seed, epochs=epochs).to_dict()})
             runs.append(row)
     pd.DataFrame(runs).to_csv(out / "runs.csv", index=False)
     pd.DataFrame(epoch_rows).to_csv(out / "epochs.csv", index=False)

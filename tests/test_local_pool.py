@@ -1,13 +1,13 @@
-"""The local executor's pool: the driver trains as one of the CPU workers."""
+"""The local executor's pool: the driver trains as one of the CPU workers; a dead worker costs a retry."""
 
 from __future__ import annotations
 
-import queue
-import time
-from concurrent.futures import ThreadPoolExecutor
+import psutil
 
 from bench.config import RunConfig
-from bench.executors.local import LocalExecutor, _feed_until_empty, _WorkQueue, worker_gpu
+from bench.executors.local import LocalExecutor, _Pool, _WorkQueue
+from bench.executors.worker import WorkerDied, WorkerError, death_cause, worker_gpu
+from bench.records import failed_record
 from bench.tasks import DataRequest, RunTask
 
 
@@ -39,50 +39,139 @@ def test_workers_outlive_the_feeders_that_started_them():
     assert all(r.status == "ok" for r in records)
 
 
-class _RecordingPool:
-    """A stand-in ProcessPoolExecutor (threads) that notes how many runs it holds at each submit."""
-
-    def __init__(self) -> None:
-        self.pool = ThreadPoolExecutor(max_workers=1)
-        self.unfinished_at_submit: list[int] = []
-        self.futures = []
-
-    def submit(self, fn, task):
-        self.unfinished_at_submit.append(sum(not f.done() for f in self.futures))
-        future = self.pool.submit(time.sleep, 0.01)
-        self.futures.append(future)
-        return future
+def _spawned_workers() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
 
 
-def test_a_worker_is_handed_a_run_only_when_it_is_free():
-    """ProcessPoolExecutor queues submitted calls ahead of its workers; a run queued behind a
-    busy worker cannot go to the driver when it frees up, which left it idle at the grid's end."""
-    tasks = [RunTask(RunConfig(arch="lenet", dataset="digits", seed=s), DataRequest()) for s in range(5)]
-    work, done, pool = _WorkQueue(tasks), queue.Queue(), _RecordingPool()
-    assert work.take() is tasks[0]  # the driver's
-    _feed_until_empty(pool, work, done)
-    assert pool.unfinished_at_submit == [0, 0, 0, 0]  # never a second run while one is in flight
-    assert done.qsize() == 4 and work.take() is None
+def test_a_worker_killed_mid_run_is_replaced_and_its_run_gives_the_same_bits():
+    """SIGKILL (the OOM killer's signal) to the worker training a run: the run is trained
+    again and the grid ends with every run ok and the bits of an undisturbed grid."""
+    # The driver trains the first task, the worker the second; kill it after its first epoch.
+    tasks = [RunTask(RunConfig(arch=a, dataset="digits", epochs=3), DataRequest()) for a in ("lenet-12", "lenet")]
+    victim, killed, notes = tasks[1].config, [], []
+
+    def kill_the_worker_once(cfg, epoch):
+        if cfg == victim and not killed:
+            (worker,) = _spawned_workers()
+            worker.kill()
+            killed.append((worker.pid, epoch["epoch"]))
+
+    records = {r.run_id: r for r in LocalExecutor(workers=2).run(tasks, kill_the_worker_once, notes.append)}
+    assert killed, "the worker's run never reported an epoch"
+    assert len(notes) == 1 and notes[0].startswith("worker killed by signal 9 (SIGKILL; out of memory?) during epoch ")
+    assert notes[0].endswith(" while training lenet digits seed 0; retrying it (1 of 2)")
+    serial = {r.run_id: r for r in LocalExecutor(workers=1).run(tasks)}
+    assert records.keys() == serial.keys()
+    for run_id, record in records.items():
+        assert record.status == "ok"
+        assert record.summary["test_acc"] == serial[run_id].summary["test_acc"]
+        assert [e["train_loss"] for e in record.epochs] == [e["train_loss"] for e in serial[run_id].epochs]
+    assert _spawned_workers() == []  # the replacement was stopped too
+
+
+class _FakeWorker:
+    """Stands in for a worker process: trains nothing, dies when the script says so."""
+
+    def __init__(self, script: list[str], started: list["_FakeWorker"]) -> None:
+        self.script, self.stopped = script, False
+        started.append(self)
+
+    def train(self, unit, on_event, stop):
+        outcome = self.script.pop(0) if self.script else "ok"
+        if outcome == "die":
+            raise WorkerDied("worker killed by signal 9 (SIGKILL; out of memory?) during epoch 2")
+        if outcome == "bug":
+            raise WorkerError("KeyError in a worker: 'x'")
+        return [failed_record(unit.config, "trained")]  # any record will do: it names the run
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    terminate = stop
+
+
+def _pool(script: list[str], retries: int, units: int = 1):
+    tasks = [RunTask(RunConfig(arch="lenet", dataset="digits", seed=s), DataRequest()) for s in range(units)]
+    started: list[_FakeWorker] = []
+    notes: list[str] = []
+    pool = _Pool(_WorkQueue(tasks), retries, lambda slot: _FakeWorker(script, started), on_note=notes.append)
+    return pool, started, notes
+
+
+def test_a_unit_whose_worker_died_is_retried_on_a_fresh_worker():
+    pool, started, notes = _pool(["die", "ok"], retries=2)
+    pool.start(1)
+    (record,) = pool.result(timeout=60)
+    pool.close(wait=True)
+    assert record.error == "trained"  # the second attempt's record
+    assert len(started) == 2 and all(w.stopped for w in started)  # the dead one replaced, both ended
+    assert notes == ["worker killed by signal 9 (SIGKILL; out of memory?) during epoch 2 while "
+                            "training lenet digits seed 0; retrying it (1 of 2)"]
+
+
+def test_a_unit_whose_workers_keep_dying_is_failed_with_the_cause():
+    pool, started, notes = _pool(["die", "die", "die", "ok"], retries=2)
+    pool.start(1)
+    (record,) = pool.result(timeout=60)
+    pool.close(wait=True)
+    assert record.status == "failed"
+    assert record.error == "worker killed by signal 9 (SIGKILL; out of memory?) during epoch 2 (tried 3 times)"
+    assert len(started) == 3 and len(notes) == 2
+
+
+def test_a_bug_in_a_worker_fails_its_run_without_a_retry():
+    pool, started, notes = _pool(["bug"], retries=2)
+    pool.start(1)
+    (record,) = pool.result(timeout=60)
+    pool.close(wait=True)
+    assert record.status == "failed" and record.error == "KeyError in a worker: 'x'"
+    assert len(started) == 1 and notes == []
+
+
+def test_a_worker_that_cannot_start_costs_attempts_not_the_grid():
+    tasks = [RunTask(RunConfig(arch="lenet", dataset="digits"), DataRequest())]
+
+    def no_processes(slot):
+        raise OSError(11, "Resource temporarily unavailable")
+
+    pool = _Pool(_WorkQueue(tasks), 1, no_processes)
+    pool.start(1)
+    (record,) = pool.result(timeout=60)
+    pool.close(wait=True)
+    assert record.error == "could not start a worker: Resource temporarily unavailable (tried 2 times)"
+
+
+def test_each_worker_has_one_unit_at_a_time_and_every_unit_is_answered():
+    pool, started, notes = _pool([], retries=0, units=5)
+    pool.start(2)
+    answered = sorted(pool.result(timeout=60)[0].config.seed for _ in range(5))
+    pool.close(wait=True)
+    assert answered == [0, 1, 2, 3, 4] and pool.result(timeout=0) is None
+    assert 1 <= len(started) <= 2 and all(w.stopped for w in started)
 
 
 def test_closing_the_work_queue_stops_handing_out_runs():
     tasks = [RunTask(RunConfig(arch="lenet", dataset="digits", seed=s), DataRequest()) for s in range(3)]
     work = _WorkQueue(tasks)
-    assert work.take() is tasks[0]
+    assert work.take().unit is tasks[0]
     work.close()
     assert work.take() is None
 
 
-def test_a_run_the_pool_cannot_take_is_answered_with_the_error():
-    class BrokenPool:
-        def submit(self, fn, task):
-            raise RuntimeError("A process in the process pool was terminated abruptly")
-
+def test_a_retried_unit_goes_first():
     tasks = [RunTask(RunConfig(arch="lenet", dataset="digits", seed=s), DataRequest()) for s in range(3)]
-    work, done = _WorkQueue(tasks), queue.Queue()
-    _feed_until_empty(BrokenPool(), work, done)
-    assert done.qsize() == 1  # the driver gets the error instead of waiting for the run forever
-    assert "terminated abruptly" in str(done.get().exception())
+    work = _WorkQueue(tasks)
+    entry = work.take()
+    work.retry(entry)
+    again = work.take()
+    assert again.unit is tasks[0] and again.attempt == 1
+
+
+def test_what_ended_a_worker_in_words():
+    assert death_cause(-9) == "worker killed by signal 9 (SIGKILL; out of memory?)"
+    assert death_cause(-15) == "worker killed by signal 15 (SIGTERM)"
+    assert death_cause(3) == "worker exited with status 3"
+    assert death_cause(None) == "worker stopped answering"
 
 
 def test_more_workers_than_gpus_share_them_round_robin():

@@ -8,6 +8,7 @@ connected to.  The equality test goes through the CLI's own start-and-stop path.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import sys
@@ -134,6 +135,7 @@ def test_run_whose_worker_dies_too_often_is_failed_and_resumable(tmp_path, ray_i
     killer = WorkerKiller()
     killer.start()
     try:
+        # --ray-retries: the old name of --retries, still understood.
         status = run_cli(*grid_args(out, "--executor", "ray", "--ray-retries", "0", archs="dilated"))
     finally:
         killer.stop()
@@ -150,6 +152,50 @@ def test_run_whose_worker_dies_too_often_is_failed_and_resumable(tmp_path, ray_i
     assert run_cli(*grid_args(out, "--executor", "ray", archs="dilated")) == 0
     assert load_record(out, killer.killed_run).status == "ok"
     assert set(read_tables(out)["runs.csv"]["status"]) == {"ok"}
+
+
+def test_runs_queued_behind_other_work_are_reported(ray_instance, monkeypatch):
+    """Both CPUs busy with someone else's task: after the quiet time one line says how many
+    runs wait and what the cluster has free and busy (and here, frees the CPUs)."""
+    from bench.config import RunConfig
+    from bench.executors import waiting
+    from bench.executors.ray_executor import RayExecutor
+    from bench.tasks import DataRequest, RunTask
+
+    ray = ray_instance
+    monkeypatch.setattr(waiting, "QUIET_SECONDS", 2.0)
+
+    def occupy_every_cpu():  # defined here, so Ray ships it by value
+        time.sleep(600)
+
+    hog = ray.remote(num_cpus=2)(occupy_every_cpu).remote()
+    deadline = time.monotonic() + 120
+    while ray.available_resources().get("CPU", 0) > 0:
+        assert time.monotonic() < deadline, "the hog never took the CPUs"
+        time.sleep(0.1)
+    notes = []
+
+    def note(line: str) -> None:
+        notes.append(line)
+        ray.cancel(hog, force=True)
+
+    tasks = [RunTask(RunConfig(arch="lenet-12", dataset="digits", seed=s, epochs=1), DataRequest()) for s in range(2)]
+    records = list(RayExecutor().run(tasks, None, note))
+    assert [r.status for r in records] == ["ok", "ok"]
+    assert notes, "no word while the runs waited"
+    assert re.fullmatch(r"2 runs queued, none started or finished in the last \d+ s; the cluster has 0 of 2 CPUs "
+                        r"free \(2 busy\) \(each run needs 1 CPU\); queued runs start as other work frees them",
+                        notes[0]), notes[0]
+
+
+def test_a_task_notes_its_start_for_the_driver(ray_instance):
+    from bench.executors.ray_executor import forget_started, note_start, started_runs
+
+    prefix = "started:test:"
+    ray_instance.get(ray_instance.remote(note_start).remote(prefix + "lenet-digits-s0-abc"))
+    assert started_runs(prefix) == ["lenet-digits-s0-abc"]
+    forget_started(prefix)
+    assert started_runs(prefix) == []
 
 
 def test_interrupt_cancels_outstanding_tasks(tmp_path, ray_instance):

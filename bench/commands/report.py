@@ -23,5 +23,15 @@ def main(args: argparse.Namespace, console: Console) -> int:
 
     margin = None if args.margin is None else args.margin / 100
     path = render_report(Path(args.run_dir), baseline=args.baseline, margin=margin, target=args.target)
+    say_left_out(Path(args.run_dir), console)
     console.print(f"report: {path}", soft_wrap=True)
     return 0
+
+
+def say_left_out(out: Path, console: Console) -> None:
+    """One line per run the report left out (its banners say the same)."""
+    from ..report.load import unsound_runs
+    from ..storage import read_tables
+
+    for run_id, reason in unsound_runs(out, read_tables(out)["runs.csv"]).items():
+        console.print(f"left out of the report: {run_id}: {reason}", markup=False, highlight=False, soft_wrap=True)

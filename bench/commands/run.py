@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import time
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..config import DEFAULT_LR, DTYPES, LR_SCHEDULES, MEMORY_FORMATS, OPTIMIZER_IMPLS, OPTIMIZERS, TEST_WEIGHTS, RunConfig
 from ..datasets import AUTO, DATA_ENV, FOLDER_PREFIX, DataSearch, dataset_names, load_dataset, resolve_auto
 from ..errors import BenchError
-from ..executors import EXECUTORS, make_executor
+from ..executors import DEFAULT_RETRIES, EXECUTORS, make_executor
 from ..until_decided import SeedRounds, answers
 from ..user_networks import ENTRY_POINT_GROUP, use_from_command_line
 
@@ -138,8 +139,12 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "ray://host:port (default: start a private local Ray instance, --workers CPUs)")
     g.add_argument("--gpus-per-run", type=positive_float, default=None,
                    help="ray executor with --device cuda: GPUs per run, a fraction packs runs (default 1)")
-    g.add_argument("--ray-retries", type=non_negative_int, default=None,
-                   help="ray executor: times a run is retried when its worker dies (default 3)")
+    g.add_argument("--retries", type=non_negative_int, default=DEFAULT_RETRIES, metavar="N",
+                   help="times a run is tried again when the process training it dies (killed by a "
+                        "signal such as the out-of-memory killer's, or crashed); then it is recorded "
+                        "failed with the cause and the grid goes on")
+    g.add_argument("--ray-retries", type=non_negative_int, dest="retries", default=argparse.SUPPRESS,
+                   help=argparse.SUPPRESS)  # the option's name before it applied to both executors
 
     g = p.add_argument_group("files")
     g.add_argument("--out", default=None, help="output directory (default: reports/<dataset>)")
@@ -147,9 +152,14 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help=f"root holding mnist/ and fashion-mnist/ (also ${DATA_ENV}; then the user cache)")
     g.add_argument("--no-download", action="store_true", help="never try to download a missing dataset")
     g.add_argument("--force", action="store_true", help="retrain runs that are already finished in --out")
-    g.add_argument("--checkpoint-every", type=non_negative_int, default=0, metavar="N",
-                   help="save a run's full training state each N epochs, so an interrupted run "
-                        "resumes mid-way (default 0: never; a run always resumes from a checkpoint it finds)")
+    g.add_argument("--checkpoint-every", type=non_negative_int, default=None, metavar="N",
+                   help="save a run's full training state each N epochs, so an interrupted run resumes "
+                        "mid-way; 0: never (default: whenever a minute of training would otherwise be "
+                        "at risk, so an interrupted run loses about a minute and short runs save nothing; "
+                        "a run always resumes from a checkpoint it finds)")
+    g.add_argument("--no-wait", action="store_true",
+                   help="when another cnnbench is writing to --out, stop at once with a line naming it "
+                        "(default: wait for it to finish, then reuse what it trained)")
     g.add_argument("--no-report", action="store_true", help="write the tables but do not render the report")
 
     g = p.add_argument_group("the answer")
@@ -297,11 +307,17 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
+    with ExitStack() as held:  # what run_command holds (the output folder's lock) until it returns
+        return run_command(args, console, held)
+
+
+def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> int:
     from ..determinism import prepare_environment
     from ..devices import device_name, resolve_device
+    from ..lock import OutputLock
     from ..network_check import check_networks
     from ..samples import save_samples
-    from ..storage import prepare_output_dir, write_invocation
+    from ..storage import prepare_output_dir, remove_temporaries, write_invocation
     from ..tasks import provide_dataset
 
     started_at = datetime.now(timezone.utc)
@@ -319,7 +335,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if args.until_decided and args.max_seeds < args.seeds:
         raise BenchError(f"--max-seeds {args.max_seeds} is fewer than one round of --seeds {args.seeds}")
     executor = make_executor(args.executor, workers=args.workers, device=device, ray_address=args.ray_address,
-                             gpus_per_run=args.gpus_per_run, ray_retries=args.ray_retries,
+                             gpus_per_run=args.gpus_per_run, retries=args.retries,
                              seeds_together=args.seeds_together)
     folders: dict = {}
     datasets, fallbacks = load_datasets(args, console, folders)
@@ -329,6 +345,13 @@ def main(args: argparse.Namespace, console: Console) -> int:
                    {(d.in_channels, d.image_size, d.num_classes) for d in datasets})
     out = Path(args.out) if args.out else Path("reports") / "-".join(names)
     prepare_output_dir(out)
+
+    def note(line: str) -> None:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    # One writer per output folder, for everything this command writes there, until it returns.
+    held.enter_context(OutputLock(out, command=_command_line(args), wait=not args.no_wait, on_note=note))
+    remove_temporaries(out)  # what a writer killed mid-write left: no one else writes here now
     for dataset in datasets:
         provide_dataset(dataset)  # the in-process executor reuses the driver's copy
         save_samples(out, dataset)
@@ -390,6 +413,7 @@ def train_grid(args: argparse.Namespace, configs: list[RunConfig], out: Path, ex
             checkpoint_every=args.checkpoint_every, target=args.target, on_start=on_start,
             on_epoch=lambda cfg, rec: state["progress"].on_epoch(cfg, rec),
             on_run=lambda rec: state["progress"].on_run(rec),
+            on_note=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True),
         )
     finally:
         if "progress" in state:
@@ -434,6 +458,10 @@ def save_errors_of(out: Path, datasets: list[Dataset], records) -> None:
         save_errors(out, dataset, wrong)
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    return "python -m bench " + shlex.join(getattr(args, "argv", []) or [])
+
+
 def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, out: Path,
                         started_at: datetime, wall_seconds: float, rounds: SeedRounds | None = None,
                         looks: int = 1, folders: dict | None = None) -> dict:
@@ -449,7 +477,7 @@ def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, o
     archs = list(dict.fromkeys(c.arch for c in configs))
     stats = {d.name: d.pixel_stats() for d in datasets}
     return {
-        "command": "python -m bench " + shlex.join(getattr(args, "argv", []) or []),
+        "command": _command_line(args),
         "reproduce": reproduce_command(args, configs, out, folders),
         "started_at": started_at.isoformat(timespec="seconds"),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -10,8 +10,11 @@ from __future__ import annotations
 from ..errors import BenchError
 
 EXECUTORS = ("local", "ray")
+# Times a run is tried again when the process training it dies (--retries; both executors).
+# A one-off kill is covered twice over; a run the OOM killer kills every time costs 3 attempts.
+DEFAULT_RETRIES = 2
 # Command-line flag -> make_executor option, for the options only the ray executor takes.
-RAY_OPTIONS = {"--ray-address": "ray_address", "--gpus-per-run": "gpus_per_run", "--ray-retries": "ray_retries"}
+RAY_OPTIONS = {"--ray-address": "ray_address", "--gpus-per-run": "gpus_per_run"}
 
 
 def make_executor(name: str, **options):
@@ -23,14 +26,14 @@ def make_executor(name: str, **options):
         from .local import LocalExecutor
 
         return LocalExecutor(workers=options.get("workers"), device=device,
-                             seeds_together=options.get("seeds_together"))
+                             seeds_together=options.get("seeds_together"), retries=options.get("retries"))
     if name == "ray":
         if options.get("seeds_together") is not None:
             raise BenchError("--seeds-together only used with --executor local")
         from .ray_executor import RayExecutor  # imports Ray only when chosen
 
         return RayExecutor(address=options.get("ray_address"), device=device,
-                           gpus_per_run=options.get("gpus_per_run"), retries=options.get("ray_retries"),
+                           gpus_per_run=options.get("gpus_per_run"), retries=options.get("retries"),
                            num_cpus=options.get("workers"))
     raise BenchError(f"unknown executor {name!r}; choose from {', '.join(EXECUTORS)}")
 
@@ -40,11 +43,11 @@ def __getattr__(name: str):
         from .local import LocalExecutor
 
         return LocalExecutor
-    if name in ("Executor", "EpochEvent"):
+    if name in ("Executor", "EpochEvent", "NoteEvent"):
         from . import base
 
         return getattr(base, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["EXECUTORS", "EpochEvent", "Executor", "LocalExecutor", "make_executor"]
+__all__ = ["DEFAULT_RETRIES", "EXECUTORS", "EpochEvent", "Executor", "LocalExecutor", "NoteEvent", "make_executor"]

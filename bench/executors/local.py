@@ -4,6 +4,10 @@ Small CNNs on a CPU scale better across processes with one thread each than acro
 threads of one process, so on CPU the default is one worker per core; this process is one
 of them.  On CUDA each worker trains on one GPU (shared round-robin when there are more
 workers than GPUs).
+
+A worker that dies (any signal, any exit) costs only the run it was training: its thread
+starts a fresh worker and the run is tried again, up to ``retries`` times, then recorded
+``failed`` with the cause (``bench.executors.worker``).
 """
 
 from __future__ import annotations
@@ -13,22 +17,27 @@ import os
 import queue
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 
 from ..errors import BenchError
-from ..records import RunRecord
-from ..tasks import RunTask, WorkUnit, execute_unit, pack_seed_groups
-from ..user_networks import loaded_sources, use
 from ..fast.policy import CPU_RUN_THREADS
-from .base import EpochEvent, Executor
+from ..records import RunRecord, failed_record
+from ..tasks import RunTask, SeedGroupTask, WorkUnit, execute_unit, pack_seed_groups
+from ..user_networks import loaded_sources
+from . import DEFAULT_RETRIES
+from .base import EpochEvent, Executor, NoteEvent
+from .worker import Worker, WorkerDied, WorkerError, die_with_parent, worker_gpu
 
-_EVENTS: queue.Queue | None = None  # set in each worker process by _init_worker
+__all__ = ["DEFAULT_SEEDS_TOGETHER", "LocalExecutor", "default_workers", "die_with_parent", "threads_per_worker",
+           "worker_gpu"]
+
 # Runs of one configuration (seeds) a CUDA worker trains at once (bench.fast.seed_group): past
 # 8, a group cost more than proportionally on the GPUs measured (docs/performance.md).
 DEFAULT_SEEDS_TOGETHER = 8
+WAIT_SECONDS = 0.2  # the driver waits for results in slices, forwarding progress meanwhile
 
 
 def default_workers(device: str) -> int:
@@ -44,7 +53,8 @@ def threads_per_worker(workers: int) -> int:
 class LocalExecutor(Executor):
     name = "local"
 
-    def __init__(self, workers: int | None = None, device: str = "cpu", seeds_together: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, device: str = "cpu", seeds_together: int | None = None,
+                 retries: int | None = None) -> None:
         if workers is not None and workers < 1:
             raise BenchError(f"--workers must be a positive integer, got {workers}")
         if seeds_together is not None and seeds_together < 1:
@@ -53,6 +63,9 @@ class LocalExecutor(Executor):
         self.workers = workers or default_workers(device)
         # CUDA only: on CPU a seed group would step its runs one after another (bench.seed_group).
         self.seeds_together = (seeds_together or DEFAULT_SEEDS_TOGETHER) if device.startswith("cuda") else 1
+        self.retries = DEFAULT_RETRIES if retries is None else retries
+        if self.retries < 0:
+            raise BenchError(f"--retries must be 0 or more, got {self.retries}")
 
     def describe(self) -> dict[str, object]:
         if self.device == "cpu":
@@ -60,9 +73,10 @@ class LocalExecutor(Executor):
         else:
             threads = threads_per_worker(self.workers) if self.workers > 1 else torch.get_num_threads()
         return {"executor": self.name, "workers": self.workers, "threads_per_worker": threads,
-                "seeds_together": self.seeds_together}
+                "seeds_together": self.seeds_together, "retries": self.retries}
 
-    def run(self, tasks: Sequence[RunTask], on_epoch: EpochEvent | None = None) -> Iterator[RunRecord]:
+    def run(self, tasks: Sequence[RunTask], on_epoch: EpochEvent | None = None,
+            on_note: NoteEvent | None = None) -> Iterator[RunRecord]:
         if not tasks:
             return
         units = pack_seed_groups(tasks, self.seeds_together)
@@ -70,196 +84,210 @@ class LocalExecutor(Executor):
             for unit in units:  # this process trains them: no worker to start
                 yield from execute_unit(unit, on_epoch)
             return
-        yield from self._run_pool(units, on_epoch)
+        yield from self._run_pool(units, on_epoch, on_note)
 
-    def _run_pool(self, tasks: Sequence[WorkUnit], on_epoch: EpochEvent | None) -> Iterator[RunRecord]:
-        """Train ``tasks`` (runs, or seed groups) on the workers; records as they finish."""
+    def _run_pool(self, units: Sequence[WorkUnit], on_epoch: EpochEvent | None,
+                  on_note: NoteEvent | None) -> Iterator[RunRecord]:
+        """Train ``units`` (runs, or seed groups) on the workers; records as they finish."""
         ctx = mp.get_context("spawn")  # fork after torch has started threads is unsafe
-        events = ctx.Queue()
-        slots = ctx.Queue()
         # Plain "cuda" with several GPUs: each worker sees one, round-robin (cuda:N: all on N).
         gpus = torch.cuda.device_count() if self.device == "cuda" else 0
         # On CPU this process trains too, as one of the workers: one process fewer holding
         # torch and the dataset, and one fewer to start.  On CUDA only workers train.
         here = self.device == "cpu"
-        spawned = min(self.workers - 1, len(tasks) - 1) if here else min(self.workers, len(tasks))
-        for slot in range(spawned):
-            slots.put(slot)
-        pool = ProcessPoolExecutor(
-            max_workers=spawned,
-            mp_context=ctx,
-            initializer=_init_worker,
-            initargs=(events, slots, threads_per_worker(self.workers), gpus, os.getpid(), loaded_sources()),
-        )
+        spawned = min(self.workers - 1, len(units) - 1) if here else min(self.workers, len(units))
+        threads = threads_per_worker(self.workers)
         # One queue of runs that every trainer - each worker and this process - takes the
-        # next run from when it is free.  A run is handed to a worker only as it starts:
-        # ProcessPoolExecutor queues submitted calls ahead of its workers, and a run queued
-        # behind a busy worker would leave this process idle at the end of the grid.
-        work = _WorkQueue(tasks)
+        # next run from when it is free.  A run is handed to a worker only as it starts, so a
+        # run never waits behind a busy worker while this process is idle at the grid's end.
+        work = _WorkQueue(units)
         first = work.take() if here else None  # this process starts at once; workers import torch first
-        done: queue.Queue[Future] = queue.Queue()
-        release = threading.Event()
-        feeders = [threading.Thread(target=_feed, args=(pool, work, done, release), daemon=True)
-                   for _ in range(spawned)]
-        for feeder in feeders:
-            feeder.start()
+        networks = loaded_sources()  # a spawned worker starts with the zoo only: the user's networks too
+        pool = _Pool(work, self.retries, lambda slot: Worker(ctx, slot, threads, gpus, networks), on_note)
+        pool.start(spawned)
         completed = False
 
         def forward_here(cfg, record):
-            _drain(events, on_epoch)  # keep the workers' progress flowing meanwhile
+            pool.drain(on_epoch)  # keep the workers' progress flowing meanwhile
             if on_epoch is not None:
                 on_epoch(cfg, record)
 
         try:
-            for _ in range(len(tasks)):
-                future = _get_nowait(done)
-                if future is None and here:
-                    task, first = first or work.take(), None
-                    if task is not None:
-                        yield from execute_unit(task, forward_here)
+            remaining = len(units)
+            while remaining:
+                records = pool.result(timeout=0)
+                if records is None and here:
+                    entry, first = first or work.take(), None
+                    if entry is not None:
+                        remaining -= 1
+                        yield from execute_unit(entry.unit, forward_here)
                         continue
-                while future is None:
-                    _drain(events, on_epoch)
-                    future = _get(done, timeout=0.2)
-                _drain(events, on_epoch)
-                yield from future.result()
-            _drain(events, on_epoch)
+                pool.drain(on_epoch)
+                if records is None:
+                    records = pool.result(timeout=WAIT_SECONDS)
+                    if records is None:
+                        continue
+                    pool.drain(on_epoch)
+                remaining -= 1
+                yield from records
+            pool.drain(on_epoch)
             completed = True
         finally:
-            work.close()
-            if not completed:
-                # Interrupted or failed: do not wait for runs in flight to finish.
-                _terminate(pool)
-            pool.shutdown(wait=completed, cancel_futures=True)
-            release.set()
-            for feeder in feeders:
-                feeder.join(timeout=5)
-            events.close()
-            slots.close()
+            # Interrupted or failed: do not wait for runs in flight to finish.
+            pool.close(wait=completed)
+
+
+@dataclass
+class _Entry:
+    unit: WorkUnit
+    attempt: int = 0  # how many of its workers died so far
 
 
 class _WorkQueue:
-    """The runs not yet started, taken one at a time by whichever trainer is free."""
+    """The units not yet started, taken one at a time by whichever trainer is free.
 
-    def __init__(self, tasks: Sequence[RunTask]) -> None:
-        self._tasks = deque(tasks)
+    A unit whose worker died goes back to the front, to be tried again first.
+    """
+
+    def __init__(self, units: Sequence[WorkUnit]) -> None:
+        self._entries = deque(_Entry(unit) for unit in units)
         self._lock = threading.Lock()
         self._closed = False
 
-    def take(self) -> RunTask | None:
+    def take(self) -> _Entry | None:
         with self._lock:
-            if self._closed or not self._tasks:
+            if self._closed or not self._entries:
                 return None
-            return self._tasks.popleft()
+            return self._entries.popleft()
+
+    def retry(self, entry: _Entry) -> None:
+        with self._lock:
+            entry.attempt += 1
+            self._entries.appendleft(entry)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
 
 
-def _feed(pool: ProcessPoolExecutor, work: _WorkQueue, done: queue.Queue, release: threading.Event) -> None:
-    """Keep one worker busy: submit the next run only when its previous one has finished.
+class _Pool:
+    """The spawned workers, one thread each, and what they hand back to the driver.
 
-    Then wait for ``release`` (set once the pool is shut down) before returning: with the
-    spawn start method a worker process is started by the thread that submits to it, and
-    Linux sends a worker its parent-death signal (``die_with_parent``) when that *thread*
-    ends.  A feeder that returned as soon as the queue ran dry killed the worker it had
-    started, and with it the pool and every run still training in another worker.
+    Each thread keeps its worker busy with the next unit of ``work`` and puts the unit's
+    records (or, once its retries are spent, failed records) on ``results`` and epoch events
+    on ``events``, for the driver's thread.  A worker's death is said at once, by the thread
+    itself (``on_note``): the driver's thread may be in the middle of an epoch of its own.
+    A thread replaces a worker that died, and stops its worker before it ends: Linux sends
+    a worker its parent-death signal when the *thread* that started it ends
+    (``die_with_parent``).
     """
-    try:
-        _feed_until_empty(pool, work, done)
-    finally:
-        release.wait()
 
+    def __init__(self, work: _WorkQueue, retries: int, start_worker: Callable[[int], Worker],
+                 on_note: NoteEvent | None = None) -> None:
+        self.work, self.retries, self._start_worker = work, retries, start_worker
+        self.on_note = on_note
+        self.results: queue.Queue[list[RunRecord]] = queue.Queue()
+        self.events: queue.Queue[tuple] = queue.Queue()
+        self.stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._workers: set[Worker] = set()
+        self._lock = threading.Lock()
 
-def _feed_until_empty(pool: ProcessPoolExecutor, work: _WorkQueue, done: queue.Queue) -> None:
-    while (task := work.take()) is not None:
+    def start(self, count: int) -> None:
+        for slot in range(count):
+            thread = threading.Thread(target=self._feed, args=(slot,), name=f"cnnbench-feeder-{slot}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def result(self, timeout: float) -> list[RunRecord] | None:
         try:
-            future = pool.submit(_execute_in_worker, task)
-        except RuntimeError as exc:  # a broken pool: the run must still be answered for
-            future = Future()
-            future.set_exception(exc)
-        else:
-            wait([future])
-        done.put(future)
-        if future.cancelled() or future.exception() is not None:
-            return  # a broken pool: the driver raises its error
-
-
-def _get_nowait(q: queue.Queue):
-    try:
-        return q.get_nowait()
-    except queue.Empty:
-        return None
-
-
-def _get(q: queue.Queue, timeout: float):
-    try:
-        return q.get(timeout=timeout)
-    except queue.Empty:
-        return None
-
-
-def _terminate(pool: ProcessPoolExecutor) -> None:
-    # ProcessPoolExecutor has no public terminate before Python 3.14.
-    for process in list(getattr(pool, "_processes", {}).values()):
-        if process.is_alive():
-            process.terminate()
-    for process in list(getattr(pool, "_processes", {}).values()):
-        process.join(timeout=5)
-
-
-def _drain(events, on_epoch: EpochEvent | None) -> None:
-    while True:
-        try:
-            cfg, record = events.get_nowait()
+            return self.results.get(timeout=timeout) if timeout > 0 else self.results.get_nowait()
         except queue.Empty:
-            return
-        if on_epoch is not None:
-            on_epoch(cfg, record)
+            return None
+
+    def drain(self, on_epoch: EpochEvent | None) -> None:
+        while True:
+            try:
+                cfg, record = self.events.get_nowait()
+            except queue.Empty:
+                return
+            if on_epoch is not None:
+                on_epoch(cfg, record)
+
+    def close(self, wait: bool) -> None:
+        self.work.close()
+        if not wait:
+            self.stopping.set()
+            with self._lock:
+                workers = list(self._workers)
+            for worker in workers:  # the threads notice their worker died and end
+                worker.terminate()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _feed(self, slot: int) -> None:
+        worker: Worker | None = None
+        try:
+            while not self.stopping.is_set() and (entry := self.work.take()) is not None:
+                try:
+                    if worker is None:
+                        worker = self._track(self._start_worker(slot))
+                    records = worker.train(entry.unit, lambda cfg, rec: self.events.put((cfg, rec)), self.stopping)
+                except WorkerDied as died:
+                    self._untrack(worker).terminate()
+                    worker = None
+                    if self.stopping.is_set():
+                        return
+                    records = self._died(entry, str(died))
+                except OSError as exc:  # a worker could not be started (out of memory, no processes)
+                    if worker is not None:
+                        self._untrack(worker).terminate()
+                    worker = None
+                    records = self._died(entry, f"could not start a worker: {exc.strerror or exc}")
+                except WorkerError as exc:
+                    records = _failed(entry.unit, str(exc))
+                if records is not None:
+                    self.results.put(records)
+        finally:
+            if worker is not None:
+                self._untrack(worker).stop()
+
+    def _died(self, entry: _Entry, cause: str) -> list[RunRecord] | None:
+        """Put a unit whose worker died back in the queue, or fail it when its retries are spent."""
+        label = _label(entry.unit)
+        if entry.attempt < self.retries and not self.work.closed:
+            if self.on_note is not None:
+                self.on_note(f"{cause} while training {label}; retrying it ({entry.attempt + 1} of {self.retries})")
+            self.work.retry(entry)
+            return None
+        tries = f" (tried {entry.attempt + 1} times)" if entry.attempt else ""
+        return _failed(entry.unit, cause + tries)
+
+    def _track(self, worker: Worker) -> Worker:
+        with self._lock:
+            self._workers.add(worker)
+        return worker
+
+    def _untrack(self, worker: Worker) -> Worker:
+        with self._lock:
+            self._workers.discard(worker)
+        return worker
 
 
-def die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGKILL this worker when the driver dies, even by SIGKILL.
-
-    Otherwise a killed driver leaves workers training (and holding GPUs) for nobody.
-    """
-    import ctypes
-    import signal
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG; Linux only
-    except (OSError, AttributeError):
-        return  # not Linux: the driver's shutdown path still terminates workers
-    if os.getppid() != parent:  # the driver died before prctl took effect
-        os._exit(1)
+def _tasks(unit: WorkUnit) -> tuple[RunTask, ...]:
+    return unit.tasks if isinstance(unit, SeedGroupTask) else (unit,)
 
 
-def worker_gpu(slot: int, gpus: int) -> int | None:
-    """The GPU worker ``slot`` trains on when ``gpus`` are shared round-robin; None: don't pin."""
-    return slot % gpus if gpus > 1 else None
+def _label(unit: WorkUnit) -> str:
+    tasks = _tasks(unit)
+    cfg = tasks[0].config
+    seeds = ", ".join(str(t.config.seed) for t in tasks)
+    return f"{cfg.arch} {cfg.dataset} seed{'s' if len(tasks) > 1 else ''} {seeds}"
 
 
-def _init_worker(events, slots, threads: int, gpus: int, parent: int, networks=()) -> None:
-    global _EVENTS
-    die_with_parent(parent)
-    _EVENTS = events
-    use(networks)  # a spawned worker starts with the zoo only: the user's networks too
-    gpu = worker_gpu(slots.get(), gpus)
-    if gpu is not None:
-        # Before CUDA initialises in this process, so "cuda" means this worker's GPU.
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-    torch.set_num_threads(threads)
-    # Ctrl-C goes to the whole process group; the driver handles it and shuts us down.
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _execute_in_worker(task: WorkUnit) -> list[RunRecord]:
-    def forward(cfg, record):
-        if _EVENTS is not None:
-            _EVENTS.put((cfg, record))
-
-    return execute_unit(task, forward)
+def _failed(unit: WorkUnit, reason: str) -> list[RunRecord]:
+    return [failed_record(task.config, reason) for task in _tasks(unit)]

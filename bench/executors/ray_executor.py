@@ -13,7 +13,9 @@ A task for a dataset the driver did not load reads it from its node's own data d
 
 Progress: records are yielded as tasks finish (``ray.wait``), which drives the grid bar
 and the per-run lines.  Per-epoch events are not forwarded from Ray workers (that would
-need an extra actor as a mailbox); a run's line appears when it finishes.
+need an extra actor as a mailbox); a run's line appears when it finishes.  A task notes
+its start in Ray's key-value store, so that runs queued behind other work on a busy
+cluster are reported rather than waited on in silence (``waiting.QueueWatch``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import os
 import signal
 import socket
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -30,10 +33,12 @@ from ..errors import BenchError
 from ..records import RunRecord, failed_record
 from ..tasks import RunTask, provided_dataset
 from ..user_networks import loaded_sources
-from .base import EpochEvent, Executor
+from . import DEFAULT_RETRIES
+from .base import EpochEvent, Executor, NoteEvent
+from .waiting import ClusterLoad, QueueWatch
 
 INSTALL_HINT = "pip install 'cnnbench[ray]'"
-DEFAULT_RETRIES = 3
+KV_NAMESPACE = "cnnbench"  # where tasks note that they started (Ray's internal key-value store)
 CPUS_PER_RUN = 1  # one torch thread per run, as the local executor uses with one worker per core
 TASK_PREFIX = "cnnbench:"  # Ray titles a busy worker process "ray::cnnbench:<run id>"
 PROBE_SECONDS = 5.0  # to reach a cluster's address before handing it to ray.init
@@ -65,7 +70,7 @@ class RayExecutor(Executor):
         self.device = device
         self.retries = DEFAULT_RETRIES if retries is None else retries
         if self.retries < 0:
-            raise BenchError(f"--ray-retries must be 0 or more, got {self.retries}")
+            raise BenchError(f"--retries must be 0 or more, got {self.retries}")
         cuda = device.startswith("cuda")
         if device.startswith("cuda:"):
             raise BenchError(f"--device {device} with --executor ray: Ray assigns GPUs to runs; use --device cuda")
@@ -80,21 +85,25 @@ class RayExecutor(Executor):
         self.num_cpus = num_cpus or os.cpu_count() or 1
         if address is not None:
             _probe(address)
+        # A private instance runs on this machine; a cluster's nodes may not see --out.
+        self.sees_output_dir = address is None
         self._cluster: dict[str, Any] = {}
 
     def describe(self) -> dict[str, object]:
         return {"executor": self.name, "ray_address": self.address or "local",
-                "ray_retries": self.retries, "gpus_per_run": self.gpus_per_run,
+                "retries": self.retries, "gpus_per_run": self.gpus_per_run,
                 "threads_per_worker": CPUS_PER_RUN, **self._cluster}
 
     # -- running ------------------------------------------------------------------------
-    def run(self, tasks: Sequence[RunTask], on_epoch: EpochEvent | None = None) -> Iterator[RunRecord]:
+    def run(self, tasks: Sequence[RunTask], on_epoch: EpochEvent | None = None,
+            on_note: NoteEvent | None = None) -> Iterator[RunRecord]:
         if not tasks:
             return
         ray = self.ray
         signals = SignalsBetweenRayCalls()
         pending: dict[Any, RunTask] = {}
         owned = False
+        started_prefix = f"started:{uuid.uuid4().hex}:"  # this grid's start notes
         try:
             with signals.held():
                 owned = self._connect()
@@ -109,13 +118,20 @@ class RayExecutor(Executor):
                     # process fetches a dataset once and keeps it (bench.tasks cache).
                     box = [datasets[task.config.dataset]] if task.config.dataset in datasets else []
                     ref = remote.options(name=TASK_PREFIX + task.config.run_id(), **resources).remote(
-                        task, box, CPUS_PER_RUN, networks)
+                        task, box, CPUS_PER_RUN, networks, started_prefix + task.config.run_id())
                     pending[ref] = task
+                watch = QueueWatch(lambda: started_runs(started_prefix), self._load,
+                                   CPUS_PER_RUN, self.gpus_per_run)
             signals.replay()
             while pending:
                 with signals.held():
                     done, _ = ray.wait(list(pending), num_returns=1, timeout=WAIT_SECONDS)
                     records = [self._result(ref, pending.pop(ref)) for ref in done]
+                    for record in records:
+                        watch.finished(record.run_id)
+                    line = _quiet_news(watch, [t.config.run_id() for t in pending.values()])
+                if line is not None and on_note is not None:
+                    on_note(line)
                 # Records Ray already handed over are yielded (and stored) before a signal
                 # noted meanwhile is raised: finished work is kept.
                 yield from records
@@ -127,6 +143,7 @@ class RayExecutor(Executor):
             with signals.held():
                 for ref in pending:
                     ray.cancel(ref, force=True)
+                forget_started(started_prefix)
                 if owned:
                     ray.shutdown()
         signals.replay()  # a normal end: a signal during the shutdown still reaches the runner
@@ -140,7 +157,7 @@ class RayExecutor(Executor):
             cause = getattr(exc, "cause", None) or exc
             return failed_record(cfg, f"{type(cause).__name__} in a Ray worker: {_first_line(cause)}")
         except self.ray.exceptions.RayError as exc:
-            # The worker (or its node) was lost more often than --ray-retries allows.
+            # The worker (or its node) was lost more often than --retries allows.
             return failed_record(cfg, f"lost on Ray after {self.retries} retries: "
                                       f"{type(exc).__name__}: {_first_line(exc)}")
         return record  # the runner refuses it if the worker named the run differently
@@ -173,6 +190,11 @@ class RayExecutor(Executor):
             raise BenchError(f"could not start Ray on {where}: {_first_line(exc)}{hint}") from None
         self._note_cluster()
         return True
+
+    def _load(self) -> ClusterLoad:
+        total, free = self.ray.cluster_resources(), self.ray.available_resources()
+        return ClusterLoad(cpus=total.get("CPU", 0.0), free_cpus=free.get("CPU", 0.0),
+                           gpus=total.get("GPU", 0.0), free_gpus=free.get("GPU", 0.0))
 
     def _note_cluster(self) -> None:
         resources = self.ray.cluster_resources()
@@ -252,12 +274,49 @@ class SignalsBetweenRayCalls:
             signal.raise_signal(signum)
 
 
-def _run_on_worker(task: RunTask, dataset_box: list, threads: int, networks=()) -> RunRecord:
+def _quiet_news(watch: QueueWatch, pending: list[str]) -> str | None:
+    try:
+        return watch.check(pending)
+    except Exception:  # noqa: BLE001 - news for the console must never stop a grid
+        return None
+
+
+def started_runs(prefix: str) -> list[str]:
+    """The run ids whose tasks noted their start under ``prefix``."""
+    from ray.experimental.internal_kv import _internal_kv_list
+
+    return [key.decode().removeprefix(prefix) for key in _internal_kv_list(prefix, namespace=KV_NAMESPACE)]
+
+
+def forget_started(prefix: str) -> None:
+    try:
+        from ray.experimental.internal_kv import _internal_kv_del
+
+        _internal_kv_del(prefix, del_by_prefix=True, namespace=KV_NAMESPACE)
+    except Exception:  # noqa: BLE001 - tidying Ray's store must never fail a grid that ended
+        pass
+
+
+def note_start(key: str) -> None:
+    """In a Ray worker: note in Ray's key-value store that a run has started."""
+    try:
+        from ray.experimental.internal_kv import _internal_kv_put
+
+        _internal_kv_put(key, b"1", namespace=KV_NAMESPACE)
+    except Exception:  # noqa: BLE001 - a start note is news for the console; it never costs a run
+        pass
+
+
+def _run_on_worker(task: RunTask, dataset_box: list, threads: int, networks=(),
+                   started_key: str | None = None) -> RunRecord:
     """What a Ray task runs, in a Ray worker process."""
     import torch
 
     from ..tasks import execute, provide_dataset
     from ..user_networks import use
+
+    if started_key is not None:
+        note_start(started_key)
 
     torch.set_num_threads(threads)  # Ray gave this task `threads` CPUs
     use(networks)  # a no-op when this worker already has them

@@ -2,6 +2,8 @@
 
 The report reads stored files only (never memory of a run), so a hand-edited or
 truncated ``runs.csv`` must end as one clear ``BenchError`` line, not a pandas traceback.
+A run whose folder is damaged or gone (``storage.check_run``) is left out of the report,
+and a warning banner names it and says why; the report never moves or changes anything.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pandas as pd
 from ..errors import BenchError
 from ..samples import load_samples
 from ..schema import CONFUSION, EPOCHS, RUNS, STATUS_OK
-from ..storage import load_record, read_invocation, read_tables
+from ..storage import RECORD_FILE, RUNS_DIR, check_run, read_invocation, read_tables
 
 # What the report reads of a finished run; failed runs may leave them empty.
 RUNS_NEEDED = ("test_acc", "best_val_acc", "test_loss", "params", "flops_per_image",
@@ -142,6 +144,28 @@ def validate(tables: dict[str, pd.DataFrame], out: Path) -> tuple[pd.DataFrame, 
     return runs, epochs, confusion
 
 
+def unsound_runs(out: Path, runs: pd.DataFrame, correct: dict[str, np.ndarray] | None = None) -> dict[str, str]:
+    """The runs of ``runs.csv`` whose stored folder cannot be trusted: run id -> why.
+
+    ``correct`` is filled, on the way, with which test images each sound run got right
+    (records before version 2 have none).
+    """
+    problems: dict[str, str] = {}
+    for run_id in runs["run_id"].astype(str):
+        try:
+            folder = check_run(out, run_id)
+        except BenchError as exc:  # a record of a newer cnnbench: not this report's to read
+            problems[run_id] = str(exc)
+            continue
+        if folder.problem is not None:
+            problems[run_id] = folder.problem
+        elif not folder.finished:
+            problems[run_id] = f"its record {RUNS_DIR}/{run_id}/{RECORD_FILE} is missing"
+        elif correct is not None and folder.record.test_correct is not None:
+            correct[run_id] = folder.record.test_correct
+    return problems
+
+
 def load(out: Path) -> Stored:
     """Read and validate ``out``; any problem is one ``BenchError`` line."""
     out = Path(out)
@@ -151,6 +175,19 @@ def load(out: Path) -> Stored:
     if not isinstance(invocation, dict):
         raise BenchError(f"{out / 'config.json'} does not hold a cnnbench invocation")
     runs, epochs, confusion = validate(read_tables(out), out)
+    correct: dict[str, np.ndarray] = {}
+    skipped = unsound_runs(out, runs, correct)
+    if skipped:
+        if len(skipped) == len(runs):
+            run_id, reason = next(iter(skipped.items()))
+            raise BenchError(f"every run in {out / 'runs.csv'} is damaged or missing (first: {run_id}: {reason}); "
+                             "rerun the grid to train them again")
+        keep = ~runs["run_id"].isin(list(skipped))
+        runs = runs[keep].reset_index(drop=True)
+        epochs = epochs[~epochs["run_id"].isin(list(skipped))].reset_index(drop=True)
+        confusion = confusion[~confusion["run_id"].isin(list(skipped))].reset_index(drop=True)
+        invocation.setdefault("_warnings", []).extend(
+            f"left out {run_id}: {reason}; rerun the grid to train it again" for run_id, reason in skipped.items())
     described = set((invocation.get("datasets") or {}).keys())
     unknown = sorted(set(runs["dataset"].astype(str)) - described)
     if unknown:
@@ -165,18 +202,5 @@ def load(out: Path) -> Stored:
             stored.invocation.setdefault("_warnings", []).append(f"samples-{dataset}.pt unreadable: {exc}")
         if sample is not None:
             stored.samples[dataset] = sample
-    stored.correct = per_image_results(out, list(stored.ok["run_id"]))
+    stored.correct = correct
     return stored
-
-
-def per_image_results(out: Path, run_ids: list[str]) -> dict[str, np.ndarray]:
-    """Which test images each run got right, from its record (records before version 2 have none)."""
-    found = {}
-    for run_id in run_ids:
-        try:
-            record = load_record(out, run_id)
-        except BenchError:
-            record = None  # a record from a newer cnnbench: its per-seed accuracy still counts
-        if record is not None and record.test_correct is not None:
-            found[run_id] = record.test_correct
-    return found

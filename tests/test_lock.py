@@ -4,6 +4,7 @@ leave another host's alone, release on every way out; readers take no lock."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -173,13 +174,28 @@ def test_two_identical_commands_train_each_run_once(tmp_path):
     while read_holder(out) is None or read_holder(out).pid != first.pid:
         assert first.poll() is None and time.monotonic() < deadline, "the first command never took the lock"
         time.sleep(0.02)
-    second = run_cli_process(*GRID, "--out", str(out), cache=tmp_path / "cache", timeout=300)
+    # Paused while holding the lock, the first cannot finish before the second reaches it
+    # (on a fast machine its two runs took less time than the second's start-up).
+    os.kill(first.pid, signal.SIGSTOP)
+    second = start_cli(*GRID, "--out", str(out), cache=tmp_path / "cache")
+    watchdog = threading.Timer(120, second.kill)
+    watchdog.start()
+    try:
+        seen = []
+        while not any("waiting for" in line for line in seen):
+            line = second.stdout.readline()
+            assert line, f"the second command ended without waiting: {''.join(seen)}{second.stderr.read()}"
+            seen.append(line)
+    finally:
+        watchdog.cancel()
+        os.kill(first.pid, signal.SIGCONT)
     stdout, stderr = first.communicate(timeout=300)
     assert first.returncode == 0, stderr
     assert "(0 reused, 2 trained)" in stdout
-    assert second.returncode == 0, second.stderr
-    assert f"waiting for {out}: it is in use by pid {first.pid} on {socket.gethostname()} " in second.stdout
-    assert "(2 reused, 0 trained)" in second.stdout
+    rest, second_err = second.communicate(timeout=300)
+    assert second.returncode == 0, second_err
+    assert f"waiting for {out}: it is in use by pid {first.pid} on {socket.gethostname()} " in "".join(seen)
+    assert "(2 reused, 0 trained)" in rest
     assert not (out / LOCK_FILE).exists()
 
 

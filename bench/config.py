@@ -25,6 +25,9 @@ TEST_WEIGHTS = ("best-val", "last")
 # Learning rates a user gets when they name an optimizer but no --lr: the values the
 # classic tutorials use for each (Adadelta's 1.0 is PyTorch's mnist example).
 DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adadelta": 1.0}
+# Fields added after runs were stored: at these values they are left out of the hash, so
+# every run stored before keeps its id.
+UNHASHED_DEFAULTS = {"stacked": False}
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,9 @@ class RunConfig:
     memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
     compile: bool = False
     deterministic: bool = False
+    # Trained as one of a stack of seeds (bench.fast.stacked): the same arithmetic summed in
+    # another order, so other last bits than alone.  Hashed only when set: solo ids stay.
+    stacked: bool = False
 
     def __post_init__(self) -> None:
         validate(self)
@@ -73,7 +79,8 @@ class RunConfig:
 
     def config_hash(self) -> str:
         """Stable hash of the fields alone (sorted JSON, so field order never matters)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        hashed = {k: v for k, v in self.to_dict().items() if k not in UNHASHED_DEFAULTS or v != UNHASHED_DEFAULTS[k]}
+        blob = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def run_id(self) -> str:

@@ -100,6 +100,7 @@ CONFIG_DOCS = {
     "memory_format": "activation layout the run trained in (the config's auto resolved by a fixed rule)",
     "compile": "the model was torch.compile'd",
     "deterministic": "deterministic kernels only",
+    "stacked": "trained in a stack of seeds (--stack-seeds): same arithmetic, other last bits than alone",
 }
 
 
@@ -142,8 +143,9 @@ OUTCOME = (
     Column("train_seconds", "float", "training time, evaluation excluded", varies=True),
     Column("mean_epoch_seconds", "float", "mean training time of an epoch", varies=True),
     Column("train_images_per_s", "float", "training images per second", varies=True),
-    Column("step_mode", "text", "how full batches stepped: eager, or cuda-graph (a replayed CUDA graph)"),
-    Column("seed_group", "int", "runs trained together in one seed group, itself included (1: alone)"),
+    Column("step_mode", "text", "how full batches stepped: eager, cuda-graph (a replayed CUDA graph) or stacked "
+                                 "(one wide network for a stack of seeds)"),
+    Column("seed_group", "int", "runs trained together (a seed group, or a stack's part), itself included (1: alone)"),
     Column("epochs_to_target", "float", "epochs until validation accuracy first reached the grid's target "
                                         "(config.json: analysis.target); inf when it never did"),
     Column("seconds_to_target", "float", "training seconds until then; inf when never", varies=True),

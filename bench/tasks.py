@@ -84,22 +84,24 @@ class SeedGroupTask:
 WorkUnit = RunTask | SeedGroupTask
 
 
-def pack_seed_groups(tasks: Sequence[RunTask], size: int) -> list[WorkUnit]:
+def pack_seed_groups(tasks: Sequence[RunTask], size: int, stack: int = 1) -> list[WorkUnit]:
     """Runs of one configuration but the seed, in groups of up to ``size``, in grid order.
 
-    Only CUDA runs whose steps are captured as a graph are grouped (elsewhere a group would
-    step its runs one after another, for nothing), and only runs with no checkpoint to resume
+    Stacked runs (``--stack-seeds``) go in stacks of up to ``stack``.  Of the others only
+    CUDA runs whose steps are captured as a graph are grouped (elsewhere a group would step
+    its runs one after another, for nothing), and only runs with no checkpoint to resume
     from: the runs of a group must start at the same epoch.
     """
     units: list[WorkUnit] = []
     open_groups: dict[RunConfig, list[RunTask]] = {}
     for task in tasks:
         cfg = task.config
-        if size < 2 or not may_share_steps(cfg) or _has_checkpoint(task):
+        most = stack if cfg.stacked else size
+        if most < 2 or not (cfg.stacked or may_share_steps(cfg)) or _has_checkpoint(task):
             units.append(task)
             continue
         group = open_groups.get(cfg.replace(seed=0))
-        if group is None or len(group) == size:
+        if group is None or len(group) == most:
             group = open_groups[cfg.replace(seed=0)] = []
             units.append(group)  # filled in place; turned into a task below
         group.append(task)
@@ -128,6 +130,10 @@ def execute_group(group: SeedGroupTask, on_epoch: EpochCallback | None = None) -
     tasks = list(group.tasks)
 
     def train(data: PreparedData) -> list[TrainOutcome]:
+        if tasks[0].config.stacked:
+            from .fast.stacked_training import train_stack
+
+            return train_stack([t.config for t in tasks], data, on_epoch)
         checkpoints = [Checkpointer(t.checkpoint, t.config.run_id(), t.config.device) if t.checkpoint else None
                        for t in tasks]
         return train_group([t.config for t in tasks], data, on_epoch, checkpoints)
@@ -165,6 +171,10 @@ def _failed(tasks: list[RunTask], reason: str) -> list[RunRecord]:
 
 
 def _train(task: RunTask, data: PreparedData, on_epoch: EpochCallback | None):
+    if task.config.stacked:  # a stack of one: stacked arithmetic, and no checkpoints
+        from .fast.stacked_training import train_stack
+
+        return train_stack([task.config], data, on_epoch)[0]
     if task.checkpoint is None:
         return train_run(task.config, data, on_epoch)
     hook = Checkpointer(task.checkpoint, task.config.run_id(), task.config.device)

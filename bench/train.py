@@ -79,7 +79,7 @@ def make_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
     return None
 
 
-def _autocast(cfg: RunConfig):
+def autocast(cfg: RunConfig):
     if cfg.dtype == "bfloat16-autocast":
         return torch.autocast(torch.device(cfg.device).type, dtype=torch.bfloat16)
     return nullcontext()
@@ -108,7 +108,7 @@ class Training:
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimizer step; returns the (detached) loss and logits, with no host sync."""
-        with _autocast(self.cfg):
+        with autocast(self.cfg):
             logits = self.forward(x)
             loss = F.cross_entropy(logits, y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -313,7 +313,7 @@ def evaluate(training: Training, data: PreparedData, split: Split, *,
     for start in range(0, len(split), size):
         x = data.normalize(split.images[start:start + size]).contiguous(memory_format=training.memory_format)
         y = split.labels[start:start + size]
-        with _autocast(cfg):
+        with autocast(cfg):
             logits = model(x)
         logits = logits.float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()

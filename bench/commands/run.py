@@ -132,6 +132,12 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "once, as one CUDA graph with a branch per run; each run gives the bits it gives "
                         "alone, and runs with dropout train alone (default 8; 1 = one run at a time; "
                         "no effect on CPU)")
+    g.add_argument("--stack-seeds", type=positive_int, default=1, metavar="N",
+                   help="local executor: train up to N runs that differ only in seed as one network N times "
+                        "as wide (grouped convolutions, batched matmuls), each run with its own weights, "
+                        "optimizer state and data order; much cheaper per seed for small nets, but other "
+                        "last bits than alone, so recorded (step_mode stacked) and part of the run id; "
+                        "networks with dropout train alone (default 1: every run alone)")
     g.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="local processes, or a Ray cluster (pip install 'cnnbench[ray]')")
     g.add_argument("--ray-address", default=None,
@@ -289,6 +295,8 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
         parts += ["--dtype", base.dtype]
     if base.memory_format != "auto":
         parts += ["--memory-format", base.memory_format]
+    if getattr(args, "stack_seeds", 1) > 1:
+        parts += ["--stack-seeds", str(args.stack_seeds)]
     for flag in ("tf32", "compile", "deterministic"):
         if getattr(base, flag):
             parts.append(f"--{flag}")
@@ -336,13 +344,14 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
         raise BenchError(f"--max-seeds {args.max_seeds} is fewer than one round of --seeds {args.seeds}")
     executor = make_executor(args.executor, workers=args.workers, device=device, ray_address=args.ray_address,
                              gpus_per_run=args.gpus_per_run, retries=args.retries,
-                             seeds_together=args.seeds_together)
+                             seeds_together=args.seeds_together, stack_seeds=args.stack_seeds)
     folders: dict = {}
     datasets, fallbacks = load_datasets(args, console, folders)
     names = [d.name for d in datasets]
     # Every network on every input shape, before anything is written or trained.
     check_networks(dict.fromkeys(c.arch for c in build_configs(args, names, device)),
                    {(d.in_channels, d.image_size, d.num_classes) for d in datasets})
+    alone = stack_refusals(args, datasets, device, console)
     out = Path(args.out) if args.out else Path("reports") / "-".join(names)
     prepare_output_dir(out)
 
@@ -357,7 +366,7 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
         save_samples(out, dataset)
 
     rounds = SeedRounds(args.seeds, args.max_seeds) if args.until_decided else None
-    configs = build_configs(args, names, device, _round_seeds(rounds, 0))
+    configs = stack(build_configs(args, names, device, _round_seeds(rounds, 0)), args, alone)
     console.print(
         f"cnnbench: {len({c.arch for c in configs})} architectures x {len(datasets)} dataset(s) x "
         f"{len({c.seed for c in configs})} seeds{' a round' if rounds else ''} = {len(configs)} runs of "
@@ -368,7 +377,7 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
         looks, trained = looks + 1, trained + outcome.trained
         if rounds is None or outcome.interrupted is not None or not ask_again(args, rounds, looks, outcome, console):
             break
-        configs = build_configs(args, names, device, _round_seeds(rounds, looks))
+        configs = stack(build_configs(args, names, device, _round_seeds(rounds, looks)), args, alone)
     save_errors_of(out, datasets, outcome.records)
 
     write_invocation(out, describe_invocation(args, configs, datasets, fallbacks, outcome, executor, out,
@@ -390,6 +399,31 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
         console.print(f"[red]failed:[/] {record.config.arch} seed {record.config.seed}: {record.error}",
                       soft_wrap=True)
     return EXIT_RUN_FAILED if outcome.failed else 0
+
+
+def stack_refusals(args: argparse.Namespace, datasets: list[Dataset], device: str,
+                   console: Console) -> set[tuple[str, str]]:
+    """With --stack-seeds: the (arch, dataset) runs that train alone, each said once with why."""
+    if args.stack_seeds < 2:
+        return set()
+    from ..fast.stacked_training import refusal
+
+    alone = set()
+    for cfg in build_configs(args, [d.name for d in datasets], device, [0]):
+        d = next(d for d in datasets if d.name == cfg.dataset)
+        reason = refusal(cfg.arch, d.in_channels, d.num_classes, d.image_size)
+        if reason is not None:
+            alone.add((cfg.arch, cfg.dataset))
+            console.print(f"{cfg.arch} trains alone, not stacked: {reason}", markup=False, highlight=False,
+                          soft_wrap=True)
+    return alone
+
+
+def stack(configs: list[RunConfig], args: argparse.Namespace, alone: set[tuple[str, str]]) -> list[RunConfig]:
+    """The runs --stack-seeds stacks, marked so (stacking is part of what a run is)."""
+    if args.stack_seeds < 2:
+        return configs
+    return [c if (c.arch, c.dataset) in alone else c.replace(stacked=True) for c in configs]
 
 
 def train_grid(args: argparse.Namespace, configs: list[RunConfig], out: Path, executor, console: Console,

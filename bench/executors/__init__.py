@@ -26,10 +26,13 @@ def make_executor(name: str, **options):
         from .local import LocalExecutor
 
         return LocalExecutor(workers=options.get("workers"), device=device,
-                             seeds_together=options.get("seeds_together"), retries=options.get("retries"))
+                             seeds_together=options.get("seeds_together"), retries=options.get("retries"),
+                             stack_seeds=options.get("stack_seeds") or 1)
     if name == "ray":
         if options.get("seeds_together") is not None:
             raise BenchError("--seeds-together only used with --executor local")
+        if (options.get("stack_seeds") or 1) > 1:
+            raise BenchError("--stack-seeds only used with --executor local")
         from .ray_executor import RayExecutor  # imports Ray only when chosen
 
         return RayExecutor(address=options.get("ray_address"), device=device,

@@ -54,7 +54,7 @@ class LocalExecutor(Executor):
     name = "local"
 
     def __init__(self, workers: int | None = None, device: str = "cpu", seeds_together: int | None = None,
-                 retries: int | None = None) -> None:
+                 retries: int | None = None, stack_seeds: int = 1) -> None:
         if workers is not None and workers < 1:
             raise BenchError(f"--workers must be a positive integer, got {workers}")
         if seeds_together is not None and seeds_together < 1:
@@ -63,6 +63,7 @@ class LocalExecutor(Executor):
         self.workers = workers or default_workers(device)
         # CUDA only: on CPU a seed group would step its runs one after another (bench.seed_group).
         self.seeds_together = (seeds_together or DEFAULT_SEEDS_TOGETHER) if device.startswith("cuda") else 1
+        self.stack_seeds = stack_seeds  # stacked runs (RunConfig.stacked) go in stacks this large
         self.retries = DEFAULT_RETRIES if retries is None else retries
         if self.retries < 0:
             raise BenchError(f"--retries must be 0 or more, got {self.retries}")
@@ -73,13 +74,13 @@ class LocalExecutor(Executor):
         else:
             threads = threads_per_worker(self.workers) if self.workers > 1 else torch.get_num_threads()
         return {"executor": self.name, "workers": self.workers, "threads_per_worker": threads,
-                "seeds_together": self.seeds_together, "retries": self.retries}
+                "seeds_together": self.seeds_together, "stack_seeds": self.stack_seeds, "retries": self.retries}
 
     def run(self, tasks: Sequence[RunTask], on_epoch: EpochEvent | None = None,
             on_note: NoteEvent | None = None) -> Iterator[RunRecord]:
         if not tasks:
             return
-        units = pack_seed_groups(tasks, self.seeds_together)
+        units = pack_seed_groups(tasks, self.seeds_together, self.stack_seeds)
         if self.workers == 1 or (self.device == "cpu" and len(units) == 1):
             for unit in units:  # this process trains them: no worker to start
                 yield from execute_unit(unit, on_epoch)

@@ -1,0 +1,164 @@
+"""Training a stack of seeds (``--stack-seeds N``): the epochs of ``bench.train``, many runs wide.
+
+Each run keeps what ``bench.train.RunLoop`` gives it alone: its data order, validation,
+best-epoch choice, test and record.  Only the steps are shared: one stacked network
+(``bench.fast.stacked``) and one optimizer over its wide tensors step every run's batch at
+once.  After each epoch every run's slice of the weights is copied into its own model,
+which is what is evaluated, tested and stored.
+
+On CPU a stack trains in parts of ``CPU_STACK_PART`` runs, one part after another: wider
+stacks no longer fit the core's cache and cost more per run (docs/performance.md).
+Stacked runs save no checkpoints: an interrupted stack trains again from epoch 1.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from architectures import get_spec
+
+from ..config import RunConfig
+from ..datasets.prepared import PreparedData
+from ..devices import synchronize
+from ..records import TrainOutcome
+from ..seeding import seed_everything
+from ..train import (
+    EpochCallback,
+    RunLoop,
+    autocast,
+    build_training,
+    make_optimizer,
+    make_scheduler,
+)
+from .policy import speedups
+from .stacked import STACKED, stack_models, stack_refusal, unstack_into
+
+CPU_STACK_PART = 4  # runs per part on CPU: the cheapest per run of 1..8 for lenet-12 on one core
+# A stack must give what its runs give alone up to float rounding; a larger difference on
+# the check batch means the architecture does something the stacked rewrite does not know.
+CHECK_TOLERANCE = 1e-3
+
+
+def stack_part(cfg: RunConfig, runs: int) -> int:
+    """How many of ``runs`` stacked runs step together: all on a GPU, a few on a CPU core."""
+    return runs if torch.device(cfg.device).type == "cuda" else min(runs, CPU_STACK_PART)
+
+
+def refusal(arch: str, in_channels: int, num_classes: int, image_size: int) -> str | None:
+    """Why runs of ``arch`` cannot be stacked for this input, or None after a check that they can.
+
+    The check stacks two freshly built copies and compares the stack's logits with each
+    copy's own on a few random images.
+    """
+    with torch.random.fork_rng(devices=[]):  # building draws weights; the runs' seeds must not notice
+        models = [get_spec(arch).build(in_channels=in_channels, num_classes=num_classes, image_size=image_size)
+                  for _ in range(2)]
+        reason = stack_refusal(models[0])
+        if reason is not None:
+            return reason
+        x = torch.rand(2, 3, in_channels, image_size, image_size)
+        try:
+            with torch.no_grad():
+                alone = torch.stack([m.eval()(x[i]) for i, m in enumerate(models)])
+                stacked = stack_models(models).eval()(_side_by_side(x))
+        except Exception as exc:  # noqa: BLE001 - any failure means: train these runs alone
+            return f"its stacked form fails ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+    if stacked.shape != alone.shape or not torch.allclose(stacked, alone, atol=CHECK_TOLERANCE, rtol=CHECK_TOLERANCE):
+        return "its stacked form computes something else than the runs alone (a layer it cannot widen?)"
+    return None
+
+
+def _side_by_side(x: torch.Tensor) -> torch.Tensor:
+    """(N, B, C, H, W), one batch per run -> (B, N*C, H, W), the stack's input."""
+    n, b, c, h, w = x.shape
+    return x.transpose(0, 1).reshape(b, n * c, h, w)
+
+
+class StackSteps:
+    """The steps of a part of a stack: one wide network and one optimizer for its runs."""
+
+    def __init__(self, cfgs: list[RunConfig], data: PreparedData) -> None:
+        cfg = cfgs[0]
+        self.cfg, self.runs = cfg, len(cfgs)
+        policy = speedups(cfg)
+        models = []
+        for run in cfgs:  # each run's initial weights, drawn from its seed as alone
+            seed_everything(run.seed)
+            models.append(get_spec(cfg.arch).build(
+                in_channels=data.in_channels, num_classes=len(data.classes), image_size=data.image_size))
+        stacked = stack_models(models)
+        self.memory_format = policy.memory_format(stacked)
+        self.model: nn.Module = stacked.to(device=cfg.device, memory_format=self.memory_format)
+        policy.prepare(self.model, self.memory_format)
+        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.optimizer = make_optimizer(cfg, self.model.parameters(), policy.optimizer_options)
+        self.scheduler = make_scheduler(cfg, self.optimizer)
+
+    def batch(self, data: PreparedData, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(runs, b) indices -> the runs' images side by side, (b, runs*C, H, W), and (runs, b) labels."""
+        images = data.normalize(data.train.images.index_select(0, index.flatten()))
+        x = _side_by_side(images.view(*index.shape, *images.shape[1:]))
+        return x.contiguous(memory_format=self.memory_format), data.train.labels.index_select(0, index.flatten())
+
+    def run(self, data: PreparedData, orders: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run i trains on ``data.train`` in batches of ``orders[i]``; (runs,) loss sums and hits."""
+        self.model.train()
+        runs = self.runs
+        loss_sums = torch.zeros(runs, dtype=torch.float64, device=orders.device)
+        hits = torch.zeros(runs, dtype=torch.int64, device=orders.device)
+        for start in range(0, orders.shape[1], self.cfg.batch_size):
+            index = orders[:, start:start + self.cfg.batch_size]
+            x, y = self.batch(data, index)
+            b = index.shape[1]
+            with autocast(self.cfg):
+                logits = self.forward(x)  # (runs, b, classes)
+                losses = F.cross_entropy(logits.reshape(runs * b, -1).float(), y, reduction="none").view(runs, b).mean(1)
+            self.optimizer.zero_grad(set_to_none=True)
+            # The sum's gradient in each run's weights is that run's own mean loss's gradient.
+            losses.sum().backward()
+            self.optimizer.step()
+            loss_sums += losses.detach().double() * b
+            hits += (logits.detach().argmax(2) == y.view(runs, b)).sum(1)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return loss_sums, hits
+
+
+def train_stack(cfgs: list[RunConfig], data: PreparedData, on_epoch: EpochCallback | None = None) -> list[TrainOutcome]:
+    """Train runs that differ only in seed as stacks; their outcomes, in order."""
+    assert len({cfg.replace(seed=0) for cfg in cfgs}) == 1, "a stack's runs differ only in seed"
+    part = stack_part(cfgs[0], len(cfgs))
+    outcomes: list[TrainOutcome] = []
+    for first in range(0, len(cfgs), part):
+        outcomes += _train_part(cfgs[first:first + part], data, on_epoch)
+    return outcomes
+
+
+def _train_part(cfgs: list[RunConfig], data: PreparedData, on_epoch: EpochCallback | None) -> list[TrainOutcome]:
+    started = time.perf_counter()
+    trainings = [build_training(cfg, data) for cfg in cfgs]  # each run's own model, for evaluation
+    for training in trainings:
+        training.graphed = None  # the stack steps them
+    steps = StackSteps(cfgs, data)
+    loops = [RunLoop(training, data, started, on_epoch, seed_group=len(cfgs), step_mode=STACKED)
+             for training in trainings]
+    device = cfgs[0].device
+    while any(loop.outcome is None for loop in loops):
+        synchronize(device)
+        t0 = time.perf_counter()
+        # A run that diverged keeps stepping (its slice is its own), its results no longer read.
+        orders = [loop.next_order() if loop.outcome is None else None for loop in loops]
+        filler = next(order for order in orders if order is not None)
+        loss_sums, hits = steps.run(data, torch.stack([filler if o is None else o for o in orders]))
+        synchronize(device)
+        seconds = time.perf_counter() - t0
+        unstack_into(steps.model, [training.model for training in trainings])
+        for i, loop in enumerate(loops):
+            if loop.outcome is None:
+                loop.epoch_done(loss_sums[i], hits[i], seconds)
+    return [loop.outcome for loop in loops]
+

@@ -45,6 +45,7 @@ class TrainOutcome:
     total_seconds: float
     step_mode: str = "eager"
     seed_group: int = 1  # runs trained together with this one, itself included
+    stacked_with: str = ""  # a stacked run: the seeds of its stack part ("0,1,2,3"), which fix its bits
     tested_weights: str = ""
     best_epoch: int = 0
     diverged_epoch: int = 0
@@ -217,6 +218,7 @@ def record_from_outcome(
         "memory_format": outcome.memory_format,
         "step_mode": outcome.step_mode,
         "seed_group": outcome.seed_group,
+        "stacked_with": outcome.stacked_with,
     }
     assert tuple(summary) == SUMMARY, "bench.schema.SUMMARY and the summary written must agree"
     error = f"loss became non-finite in epoch {outcome.diverged_epoch}" if outcome.status == STATUS_DIVERGED else ""

@@ -146,6 +146,8 @@ OUTCOME = (
     Column("step_mode", "text", "how full batches stepped: eager, cuda-graph (a replayed CUDA graph) or stacked "
                                  "(one wide network for a stack of seeds)"),
     Column("seed_group", "int", "runs trained together (a seed group, or a stack's part), itself included (1: alone)"),
+    Column("stacked_with", "text", "a stacked run: the seeds of the stack (part) it trained in, which fix "
+                                   "its last bits, e.g. 0,1,2,3"),
     Column("epochs_to_target", "float", "epochs until validation accuracy first reached the grid's target "
                                         "(config.json: analysis.target); inf when it never did"),
     Column("seconds_to_target", "float", "training seconds until then; inf when never", varies=True),
@@ -192,7 +194,7 @@ TABLES = (RUNS, EPOCHS, CONFUSION)
 SUMMARY = ("tested_weights", "best_epoch", "best_val_acc", "best_val_loss", "final_train_loss",
            "final_train_acc", "final_val_loss", "final_val_acc", "test_loss", "test_acc", "diverged_epoch",
            "epochs_run", "total_seconds", "train_seconds", "mean_epoch_seconds", "train_images_per_s",
-           "memory_format", "step_mode", "seed_group")
+           "memory_format", "step_mode", "seed_group", "stacked_with")
 
 
 def varying(table: Table) -> set[str]:

@@ -245,7 +245,8 @@ def _with_time_to_target(runs: pd.DataFrame, epochs: pd.DataFrame, targets: dict
     columns = ["epochs_to_target", "seconds_to_target"]
     runs = runs.merge(found.set_index("run_id")[columns], left_on="run_id", right_index=True, how="left")
     ordered = [c for c in runs.columns if c not in columns]
-    at = ordered.index("seed_group") + 1 if "seed_group" in ordered else len(ordered)
+    before = [c.name for c in RUNS.columns[:[c.name for c in RUNS.columns].index(columns[0])]]
+    at = max((ordered.index(c) + 1 for c in before if c in ordered), default=len(ordered))
     return runs[ordered[:at] + columns + ordered[at:]]
 
 

@@ -1,4 +1,6 @@
 import dataclasses
+import hashlib
+import json
 
 import pytest
 
@@ -19,10 +21,20 @@ def test_hash_is_stable_and_covers_every_field():
                "optimizer": "sgd", "optimizer_impl": "foreach", "lr": 0.1, "momentum": 0.5, "weight_decay": 1e-4,
                "lr_schedule": "step", "lr_step": 2, "lr_gamma": 0.5, "val_fraction": 0.2,
                "test_weights": "last", "device": "cuda", "dtype": "bfloat16-autocast", "tf32": True,
-               "memory_format": "channels_last", "compile": True, "deterministic": True}
+               "memory_format": "channels_last", "compile": True, "deterministic": True, "stacked": True}
     assert set(changes) == {f.name for f in dataclasses.fields(RunConfig)}, "a new field needs a case here"
     hashes = {cfg.replace(**{k: v}).config_hash() for k, v in changes.items()}
     assert len(hashes) == len(changes) and cfg.config_hash() not in hashes
+
+
+def test_a_field_added_later_keeps_old_ids_at_its_default():
+    """Runs stored before ``stacked`` existed keep their ids: the hash of this config is the
+    one the config without the field had."""
+    cfg = RunConfig(arch="lenet", dataset="digits")
+    assert cfg.config_hash() == hashlib.sha256(json.dumps(
+        {k: v for k, v in cfg.to_dict().items() if k != "stacked"}, sort_keys=True, separators=(",", ":")
+    ).encode()).hexdigest()
+    assert cfg.replace(stacked=True).run_id() != cfg.run_id()
 
 
 def test_run_id_names_the_run_and_includes_the_arch_source():

@@ -101,7 +101,6 @@ def main(args: argparse.Namespace, console: Console) -> int:
     from ..devices import resolve_device
     from ..fast import speedups
     from ..storage import read_invocation
-    from ..train import train_run
 
     out = Path(args.run_dir)
     if args.tolerance < 0:
@@ -132,7 +131,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     data = prepare_data(dataset, cfg.val_fraction, cfg.device)
     # The thread count every executor trains with (CPU reductions' last bits depend on it).
     with speedups(cfg).threads(), deterministic_mode(cfg.deterministic):
-        outcome = train_run(cfg, data)
+        outcome = retrain(stored, data, console)
     if outcome.status != stored.status:
         console.print(f"[red]MISMATCH[/]: the run ended {outcome.status}, the stored one {stored.status}")
         return EXIT_MISMATCH
@@ -154,6 +153,23 @@ def main(args: argparse.Namespace, console: Console) -> int:
                   + (" and the weights" if weights_same else "") + f" of {stored.run_id} reproduce {how}",
                   soft_wrap=True)
     return 0
+
+
+def retrain(stored: RunRecord, data, console: Console):
+    """Train the stored run again as it was trained: alone, or in its stack (whose seeds fix its bits)."""
+    from ..train import train_run
+
+    cfg = stored.config
+    if not cfg.stacked:
+        return train_run(cfg, data)
+    from ..fast.stacked_training import train_stack
+
+    seeds = [int(s) for s in str(stored.summary.get("stacked_with") or cfg.seed).split(",")]
+    if len(seeds) > 1:
+        console.print(f"it trained stacked with seeds {', '.join(map(str, seeds))}: retraining that stack",
+                      soft_wrap=True)
+    outcomes = train_stack([cfg.replace(seed=s) for s in seeds], data)
+    return outcomes[seeds.index(cfg.seed)]
 
 
 def _weights_match(out: Path, stored: RunRecord, new: dict[str, torch.Tensor] | None,

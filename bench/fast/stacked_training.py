@@ -160,5 +160,8 @@ def _train_part(cfgs: list[RunConfig], data: PreparedData, on_epoch: EpochCallba
         for i, loop in enumerate(loops):
             if loop.outcome is None:
                 loop.epoch_done(loss_sums[i], hits[i], seconds)
+    together = ",".join(str(cfg.seed) for cfg in cfgs)
+    for loop in loops:
+        loop.outcome.stacked_with = together
     return [loop.outcome for loop in loops]
 

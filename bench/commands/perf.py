@@ -56,6 +56,10 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="instead of --workers: the per-machine figure is N seeds stepped together in this "
                         "process as a seed group, as a CUDA grid's worker trains them (one CUDA graph with a "
                         "branch per run; on CPU one run after another)")
+    p.add_argument("--stack-seeds", type=positive_int, default=None, metavar="N",
+                   help="instead of --workers: the per-machine figure is N seeds trained as one stack, as "
+                        "a grid with --stack-seeds N trains them (on CPU in parts, one after another); "
+                        "runs_cost_vs_one and runs_cost_vs_alone compare it with one run and with N runs alone")
     p.add_argument("--memory-format", choices=MEMORY_FORMATS, default="auto",
                    help="cnnbench path's memory format (auto = bench.train's fixed rule)")
     p.add_argument("--compile", action="store_true", help="torch.compile the cnnbench path (compile time untimed)")
@@ -86,7 +90,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     from ..devices import device_name, resolve_device
     from ..executors.local import default_workers
     from ..perf.machine import MachineTrainers
-    from ..perf.native import NativeSession, SeedGroupSession
+    from ..perf.native import NativeSession, SeedGroupSession, StackedSession
     from ..perf.recipe import RecipeSession, recipe_loader, torchvision_root
     from ..perf.roof import matmul_flops_per_s
     from ..perf.table import PerfTiming, perf_table
@@ -98,8 +102,10 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if args.grid is not None:
         return grid_main(args, device, console, started)
     archs = _archs(args.archs)
-    if args.seeds_together and args.workers:
-        raise BenchError("--seeds-together and --workers are two per-machine figures: choose one")
+    chosen = [flag for flag, value in (("--seeds-together", args.seeds_together), ("--workers", args.workers),
+                                       ("--stack-seeds", args.stack_seeds)) if value]
+    if len(chosen) > 1:
+        raise BenchError(f"{' and '.join(chosen)} are different per-machine figures: choose one")
     search = DataSearch.from_cli(args.data_dir, download=False)
     dataset = load_dataset(args.dataset, search)
     if dataset.image_size != 28 or dataset.in_channels != 1:
@@ -109,9 +115,10 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if args.repeats is None:
         args.repeats = 1 if args.full else DEFAULT_REPEATS
     data = prepare_data(dataset, 0.0, device)  # the whole training set, as the recipe uses
-    together = args.seeds_together or 1
-    workers = 1 if args.seeds_together else args.workers or (default_workers(device) if device == "cpu" else 1)
-    per_machine = f"{together} seeds stepped together" if args.seeds_together else f"{workers} trainer(s) at once"
+    together = args.seeds_together or args.stack_seeds or 1
+    workers = 1 if together > 1 or args.stack_seeds else args.workers or (default_workers(device) if device == "cpu" else 1)
+    per_machine = (f"{together} seeds stepped together" if args.seeds_together
+                   else f"{together} seeds stacked" if args.stack_seeds else f"{workers} trainer(s) at once")
 
     console.print(
         f"cnnbench perf: {len(archs)} architectures on {dataset.name}, batch {BATCH_SIZE}, Adam, "
@@ -143,8 +150,11 @@ def main(args: argparse.Namespace, console: Console) -> int:
             (recipe_images, recipe_seconds), (native_images, native_seconds) = (
                 max(blocks[k], key=lambda b: b[0] / b[1]) for k in ("recipe", "native"))
             training = native.training
-            if args.seeds_together:
-                group = SeedGroupSession(cfg, data, together)
+            machine_step_mode = training.step_mode
+            if args.seeds_together or args.stack_seeds:
+                group = (StackedSession(cfg, data, together) if args.stack_seeds
+                         else SeedGroupSession(cfg, data, together))
+                machine_step_mode = getattr(group, "step_mode", machine_step_mode)
                 group.warm_up(args.warmup)
                 machine_images, machine_seconds = max(
                     (group.block(steps) for _ in range(args.repeats)), key=lambda b: b[0] / b[1])
@@ -159,7 +169,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
                 native_images=native_images, native_seconds=native_seconds,
                 flops_per_image=training.flops_per_image,
                 memory_format="channels_last" if training.memory_format == torch.channels_last else "contiguous",
-                step_mode=training.step_mode,
+                step_mode=training.step_mode, machine_step_mode=machine_step_mode,
                 machine_images=machine_images, machine_seconds=machine_seconds, workers=max(workers, together),
             )
             timings.append(timing)
@@ -167,6 +177,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
                           f"cnnbench {native_images / native_seconds:,.0f} images/s per run, "
                           f"{machine_images / machine_seconds:,.0f} per machine (best of {args.repeats})"
                           + (f"; {timing.workers} runs at once cost {timing.runs_cost_vs_one:.2f}x the time of one"
+                             f" ({timing.runs_cost_vs_alone:.2f}x the time of {timing.workers} alone)"
                              if timing.workers > 1 else ""))
     table = perf_table(timings, roof)
     table["device"] = device_name(device)

@@ -15,6 +15,7 @@ from ..devices import synchronize
 from ..datasets.prepared import PreparedData
 from ..fast.seed_group import GroupSteps
 from ..seeding import data_order_generator
+from ..fast.policy import speedups
 from ..train import build_training
 
 
@@ -57,6 +58,60 @@ class NativeSession:
         if not torch.isfinite(loss_sum):  # read once, after timing
             raise RuntimeError(f"{self.cfg.arch}: training diverged during the perf measurement")
         return count, seconds
+
+
+class _Orders:
+    """Back-to-back seeded epoch permutations of one run, as ``NativeSession.order`` draws them."""
+
+    def __init__(self, seed: int, n: int) -> None:
+        self.generator, self.n = data_order_generator(seed), n
+        self.pending = torch.empty(0, dtype=torch.int64)
+
+    def take(self, count: int) -> torch.Tensor:
+        while len(self.pending) < count:
+            self.pending = torch.cat([self.pending, torch.randperm(self.n, generator=self.generator)])
+        order, self.pending = self.pending[:count], self.pending[count:]
+        return order
+
+
+class StackedSession:
+    """``runs`` seeds of ``cfg`` trained as a stack (``--stack-seeds``), as a grid's worker does:
+    on a GPU one stack, on a CPU core parts of ``CPU_STACK_PART`` one after another.  Timed like
+    ``NativeSession``; a block's images are all the runs' images."""
+
+    def __init__(self, cfg: RunConfig, data: PreparedData, runs: int) -> None:
+        from ..fast.stacked_training import StackSteps, stack_part
+
+        self.cfg, self.data, self.runs = cfg, data, runs
+        cfgs = [cfg.replace(seed=cfg.seed + i, stacked=True) for i in range(runs)]
+        part = stack_part(cfg, runs)
+        self.parts = [StackSteps(cfgs[i:i + part], data) for i in range(0, runs, part)]
+        self.orders = [_Orders(c.seed, len(data.train)) for c in cfgs]
+        self.step_mode = "stacked"
+
+    def _run(self, count: int) -> torch.Tensor:
+        orders = torch.stack([o.take(count) for o in self.orders]).to(self.cfg.device)
+        with speedups(self.cfg).threads():
+            sums, first = [], 0
+            for part in self.parts:
+                loss_sums, _hits = part.run(self.data, orders[first:first + part.runs])
+                sums.append(loss_sums)
+                first += part.runs
+        return torch.cat(sums)
+
+    def warm_up(self, steps: int) -> None:
+        self._run(steps * self.cfg.batch_size)
+
+    def block(self, steps: int | None) -> tuple[int, float]:
+        count = len(self.data.train) if steps is None else steps * self.cfg.batch_size
+        synchronize(self.cfg.device)
+        t0 = time.perf_counter()
+        loss_sums = self._run(count)
+        synchronize(self.cfg.device)
+        seconds = time.perf_counter() - t0
+        if not torch.isfinite(loss_sums).all():
+            raise RuntimeError(f"{self.cfg.arch}: training diverged during the perf measurement")
+        return count * self.runs, seconds
 
 
 class SeedGroupSession:

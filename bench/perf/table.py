@@ -29,7 +29,8 @@ class PerfTiming:
     native_seconds: float
     flops_per_image: int  # training (forward + backward) FLOPs per image
     memory_format: str = ""
-    step_mode: str = ""  # "cuda-graph" or "eager" (bench.cuda_graph)
+    step_mode: str = ""  # how one run steps: "cuda-graph" or "eager" (bench.cuda_graph)
+    machine_step_mode: str = ""  # how the per-machine runs stepped: "stacked" with --stack-seeds
     # Per machine: images all trainers trained together (one per core, as a grid trains)
     # and the seconds the slowest of them took; ``workers`` trainers.
     machine_images: int = 0
@@ -40,6 +41,11 @@ class PerfTiming:
     def runs_cost_vs_one(self) -> float:
         """The time ``workers`` runs take at once (per machine) over the time one takes alone."""
         return self.workers * (self.native_images / self.native_seconds) / (self.machine_images / self.machine_seconds)
+
+    @property
+    def runs_cost_vs_alone(self) -> float:
+        """The time ``workers`` runs take at once over the time they take one after another."""
+        return self.runs_cost_vs_one / self.workers
 
 
 def perf_table(timings: list[PerfTiming], roof_flops_per_s: float) -> pd.DataFrame:
@@ -60,8 +66,10 @@ def perf_table(timings: list[PerfTiming], roof_flops_per_s: float) -> pd.DataFra
             "machine_images_per_s": t.machine_images / t.machine_seconds,
             "machine_speedup": t.machine_images / t.machine_seconds / recipe,
             "runs_cost_vs_one": t.runs_cost_vs_one,
+            "runs_cost_vs_alone": t.runs_cost_vs_alone,
             "memory_format": t.memory_format,
             "step_mode": t.step_mode,
+            "machine_step_mode": t.machine_step_mode,
             "recipe_images": t.recipe_images,
             "recipe_seconds": t.recipe_seconds,
             "cnnbench_images": t.native_images,
@@ -72,7 +80,7 @@ def perf_table(timings: list[PerfTiming], roof_flops_per_s: float) -> pd.DataFra
     table = pd.DataFrame(rows)
     if rows:
         summary = {column: np.nan for column in table.columns}
-        summary.update(arch=GEOMEAN_ROW, memory_format="", step_mode="", speedup=float(gmean(table["speedup"])),
+        summary.update(arch=GEOMEAN_ROW, memory_format="", step_mode="", machine_step_mode="", speedup=float(gmean(table["speedup"])),
                        machine_speedup=float(gmean(table["machine_speedup"])))
         table = pd.concat([table, pd.DataFrame([summary])], ignore_index=True)
     table["roof_gflops_per_s"] = roof_flops_per_s / 1e9

@@ -290,6 +290,7 @@ def comparisons(v: DatasetView) -> Section:
         "methods": [METHODS[k] for k in ("standard_error", "difference_test", "equivalence_test",
                                          "multiplicity", "minimum_detectable_effect", "seeds_needed")],
         "sequential": METHODS["sequential"] if v.evidence.look is not None else "",
+        "step_modes": stats.mixed_step_modes(v.runs),
     })
 
 

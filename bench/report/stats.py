@@ -247,6 +247,25 @@ def seed_group_sizes(runs: pd.DataFrame) -> dict[str, int]:
     return {arch: int(size) for arch, size in sizes.items()}
 
 
+def mixed_step_modes(runs: pd.DataFrame) -> list[tuple[str, str]]:
+    """Per architecture, how its runs stepped - "stacked", "alone" or "stacked for k of n seeds" -
+    when the runs compared do not all step the same way (else empty).
+
+    Stacked runs (``--stack-seeds``) differ from runs trained alone in float rounding only;
+    records stored before stacking existed trained alone.
+    """
+    if "step_mode" not in runs.columns or runs.empty:
+        return []
+    stacked = runs["step_mode"].eq("stacked")
+    if stacked.all() or not stacked.any():
+        return []
+    modes = []
+    for arch, flags in stacked.groupby(runs["arch"], sort=True):
+        k, n = int(flags.sum()), len(flags)
+        modes.append((arch, "stacked" if k == n else "alone" if k == 0 else f"stacked for {k} of {n} seeds"))
+    return modes
+
+
 def pareto_front(cost, value) -> np.ndarray:
     """Indices of points not dominated (no other point both cheaper-or-equal and better)."""
     cost = np.asarray(cost, dtype=float)

@@ -57,8 +57,11 @@ def _has_own_state(module: nn.Module) -> bool:
     return any(True for _ in module.parameters(recurse=False)) or any(True for _ in module.buffers(recurse=False))
 
 
-class StackedFlatten(nn.Module):
-    """(B, N*C, H, W) -> (N, B, C*H*W): each run's features, flattened as its own Flatten would."""
+class StackedFlatten(nn.Flatten):
+    """(B, N*C, H, W) -> (N, B, C*H*W): each run's features, flattened as its own Flatten would.
+
+    A Flatten still, so the rewrites that hook every Flatten (``memory_format``) hook it too.
+    """
 
     def __init__(self, runs: int) -> None:
         super().__init__()

@@ -23,6 +23,7 @@ from .environment import environment
 from .errors import BenchError
 from .fast import may_share_steps, speedups
 from .fast.seed_group import train_group
+from .fast.stacked_training import stack_part
 from .records import RunRecord, TrainOutcome, failed_record, record_from_outcome
 from .train import EpochCallback, train_run
 
@@ -96,7 +97,9 @@ def pack_seed_groups(tasks: Sequence[RunTask], size: int, stack: int = 1) -> lis
     open_groups: dict[RunConfig, list[RunTask]] = {}
     for task in tasks:
         cfg = task.config
-        most = stack if cfg.stacked else size
+        # On CPU a stack trains in parts one after another: each part is a unit of its own,
+        # so the parts of one stack spread over the workers.
+        most = stack_part(cfg, stack) if cfg.stacked else size
         if most < 2 or not (cfg.stacked or may_share_steps(cfg)) or _has_checkpoint(task):
             units.append(task)
             continue

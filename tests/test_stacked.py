@@ -133,6 +133,9 @@ def test_stacked_runs_pack_into_stacks_of_their_size():
     units = pack_seed_groups(tasks, 1, stack=2)
     sizes = [len(u.tasks) if isinstance(u, SeedGroupTask) else 1 for u in units]
     assert sizes == [2, 2, 1, 1, 1, 1, 1, 1]  # lenet 0-1, 2-3, 4; examples-net alone
+    # on CPU a stack larger than a part goes as parts, which the workers share
+    units = pack_seed_groups(tasks, 1, stack=8)
+    assert [len(u.tasks) if isinstance(u, SeedGroupTask) else 1 for u in units][:2] == [CPU_STACK_PART, 1]
 
 
 def test_a_stacked_grid_records_verifies_and_reports(tmp_path, capsys):

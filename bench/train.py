@@ -187,6 +187,29 @@ def train_run(
     return loop.outcome
 
 
+def train_together(loops: list[RunLoop], device: str, run_steps: Callable, after_steps: Callable | None = None) -> None:
+    """Drive several runs' epochs whose steps run together, until every loop has its outcome.
+
+    ``run_steps(orders)`` trains run i on ``orders[i]`` and returns (runs,) loss sums and hits;
+    ``after_steps()`` runs once the epoch's steps are done, before any run is evaluated.
+    """
+    while any(loop.outcome is None for loop in loops):
+        synchronize(device)
+        t0 = time.perf_counter()
+        # A run that diverged has its outcome; it keeps stepping (on any order) so that the
+        # others' steps stay the same, and its results are no longer read.
+        orders = [loop.next_order() if loop.outcome is None else None for loop in loops]
+        filler = next(order for order in orders if order is not None)
+        loss_sums, hits = run_steps(torch.stack([filler if order is None else order for order in orders]))
+        synchronize(device)
+        seconds = time.perf_counter() - t0
+        if after_steps is not None:
+            after_steps()
+        for i, loop in enumerate(loops):
+            if loop.outcome is None:
+                loop.epoch_done(loss_sums[i], hits[i], seconds)
+
+
 class RunLoop:
     """One run's epochs around its steps: order, evaluation, records, best weights, checkpoints.
 

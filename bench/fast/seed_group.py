@@ -24,9 +24,8 @@ from torch import nn
 from ..checkpoint import Checkpointer
 from ..config import RunConfig
 from ..datasets.prepared import PreparedData
-from ..devices import synchronize
 from ..records import TrainOutcome
-from ..train import EAGER, EpochCallback, RunLoop, Training, build_training, train_run
+from ..train import EAGER, EpochCallback, RunLoop, Training, build_training, train_run, train_together
 from .cuda_graph import CAPTURED, GraphedSteps, graph_refusal
 
 # Every module that draws a random mask while training (torch's dropout family).
@@ -81,18 +80,5 @@ def train_group(
     loops = [RunLoop(training, data, started, on_epoch, checkpoint, seed_group=len(trainings),
                      step_mode=steps.step_mode)
              for training, checkpoint in zip(trainings, checkpoints, strict=True)]
-    device = trainings[0].cfg.device
-    while any(loop.outcome is None for loop in loops):
-        synchronize(device)
-        t0 = time.perf_counter()
-        # A run that diverged has its outcome; it keeps stepping (on any order) so that the
-        # others' graph stays the same, and its results are no longer read.
-        orders = [loop.next_order() if loop.outcome is None else None for loop in loops]
-        filler = next(order for order in orders if order is not None)
-        loss_sums, hits = steps.run(data, torch.stack([filler if order is None else order for order in orders]))
-        synchronize(device)
-        seconds = time.perf_counter() - t0
-        for i, loop in enumerate(loops):
-            if loop.outcome is None:
-                loop.epoch_done(loss_sums[i], hits[i], seconds)
+    train_together(loops, trainings[0].cfg.device, lambda orders: steps.run(data, orders))
     return [loop.outcome for loop in loops]

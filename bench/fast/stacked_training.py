@@ -23,7 +23,6 @@ from architectures import get_spec
 
 from ..config import RunConfig
 from ..datasets.prepared import PreparedData
-from ..devices import synchronize
 from ..records import TrainOutcome
 from ..seeding import seed_everything
 from ..train import (
@@ -31,6 +30,7 @@ from ..train import (
     RunLoop,
     autocast,
     build_training,
+    train_together,
     make_optimizer,
     make_scheduler,
 )
@@ -146,20 +146,9 @@ def _train_part(cfgs: list[RunConfig], data: PreparedData, on_epoch: EpochCallba
     steps = StackSteps(cfgs, data)
     loops = [RunLoop(training, data, started, on_epoch, seed_group=len(cfgs), step_mode=STACKED)
              for training in trainings]
-    device = cfgs[0].device
-    while any(loop.outcome is None for loop in loops):
-        synchronize(device)
-        t0 = time.perf_counter()
-        # A run that diverged keeps stepping (its slice is its own), its results no longer read.
-        orders = [loop.next_order() if loop.outcome is None else None for loop in loops]
-        filler = next(order for order in orders if order is not None)
-        loss_sums, hits = steps.run(data, torch.stack([filler if o is None else o for o in orders]))
-        synchronize(device)
-        seconds = time.perf_counter() - t0
-        unstack_into(steps.model, [training.model for training in trainings])
-        for i, loop in enumerate(loops):
-            if loop.outcome is None:
-                loop.epoch_done(loss_sums[i], hits[i], seconds)
+    # after each epoch's steps, each run's own model takes its slice, to be evaluated
+    train_together(loops, cfgs[0].device, lambda orders: steps.run(data, orders),
+                   lambda: unstack_into(steps.model, [training.model for training in trainings]))
     together = ",".join(str(cfg.seed) for cfg in cfgs)
     for loop in loops:
         loop.outcome.stacked_with = together

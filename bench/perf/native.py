@@ -19,6 +19,46 @@ from ..fast.policy import speedups
 from ..train import build_training
 
 
+class Orders:
+    """Back-to-back seeded epoch permutations of one run, as a run draws them."""
+
+    def __init__(self, seed: int, n: int) -> None:
+        self.generator, self.n = data_order_generator(seed), n
+        self.pending = torch.empty(0, dtype=torch.int64)
+
+    def take(self, count: int) -> torch.Tensor:
+        while len(self.pending) < count:
+            self.pending = torch.cat([self.pending, torch.randperm(self.n, generator=self.generator)])
+        order, self.pending = self.pending[:count], self.pending[count:]
+        return order
+
+
+class SeedsSession:
+    """Several seeds of one config timed together; ``_run(count)`` trains each on ``count``
+    images and returns their (runs,) loss sums.  A block's images are all the runs' images."""
+
+    cfg: RunConfig
+    data: PreparedData
+    runs: int
+
+    def _run(self, count: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def warm_up(self, steps: int) -> None:
+        self._run(steps * self.cfg.batch_size)
+
+    def block(self, steps: int | None) -> tuple[int, float]:
+        count = len(self.data.train) if steps is None else steps * self.cfg.batch_size
+        synchronize(self.cfg.device)
+        t0 = time.perf_counter()
+        loss_sums = self._run(count)
+        synchronize(self.cfg.device)
+        seconds = time.perf_counter() - t0
+        if not torch.isfinite(loss_sums).all():
+            raise RuntimeError(f"{self.cfg.arch}: training diverged during the perf measurement")
+        return count * self.runs, seconds
+
+
 class NativeSession:
     """cnnbench's ``Training`` for ``cfg``, timed in blocks of steps (or epochs).
 
@@ -31,15 +71,11 @@ class NativeSession:
         self.training = build_training(cfg, data)
         if not own_graph:
             self.training.graphed = None  # a seed group steps it
-        self.generator = data_order_generator(cfg.seed)
-        self.pending = torch.empty(0, dtype=torch.int64)
+        self.orders = Orders(cfg.seed, len(data.train))
 
     def order(self, count: int) -> torch.Tensor:
         """The next ``count`` indices of back-to-back seeded epoch permutations."""
-        while len(self.pending) < count:
-            self.pending = torch.cat([self.pending, torch.randperm(len(self.data.train), generator=self.generator)])
-        order, self.pending = self.pending[:count], self.pending[count:]
-        return order.to(self.cfg.device)
+        return self.orders.take(count).to(self.cfg.device)
 
     def warm_up(self, steps: int) -> None:
         with self.training.policy.threads():
@@ -60,21 +96,7 @@ class NativeSession:
         return count, seconds
 
 
-class _Orders:
-    """Back-to-back seeded epoch permutations of one run, as ``NativeSession.order`` draws them."""
-
-    def __init__(self, seed: int, n: int) -> None:
-        self.generator, self.n = data_order_generator(seed), n
-        self.pending = torch.empty(0, dtype=torch.int64)
-
-    def take(self, count: int) -> torch.Tensor:
-        while len(self.pending) < count:
-            self.pending = torch.cat([self.pending, torch.randperm(self.n, generator=self.generator)])
-        order, self.pending = self.pending[:count], self.pending[count:]
-        return order
-
-
-class StackedSession:
+class StackedSession(SeedsSession):
     """``runs`` seeds of ``cfg`` trained as a stack (``--stack-seeds``), as a grid's worker does:
     on a GPU one stack, on a CPU core parts of ``CPU_STACK_PART`` one after another.  Timed like
     ``NativeSession``; a block's images are all the runs' images."""
@@ -86,7 +108,7 @@ class StackedSession:
         cfgs = [cfg.replace(seed=cfg.seed + i, stacked=True) for i in range(runs)]
         part = stack_part(cfg, runs)
         self.parts = [StackSteps(cfgs[i:i + part], data) for i in range(0, runs, part)]
-        self.orders = [_Orders(c.seed, len(data.train)) for c in cfgs]
+        self.orders = [Orders(c.seed, len(data.train)) for c in cfgs]
         self.step_mode = "stacked"
 
     def _run(self, count: int) -> torch.Tensor:
@@ -99,22 +121,8 @@ class StackedSession:
                 first += part.runs
         return torch.cat(sums)
 
-    def warm_up(self, steps: int) -> None:
-        self._run(steps * self.cfg.batch_size)
 
-    def block(self, steps: int | None) -> tuple[int, float]:
-        count = len(self.data.train) if steps is None else steps * self.cfg.batch_size
-        synchronize(self.cfg.device)
-        t0 = time.perf_counter()
-        loss_sums = self._run(count)
-        synchronize(self.cfg.device)
-        seconds = time.perf_counter() - t0
-        if not torch.isfinite(loss_sums).all():
-            raise RuntimeError(f"{self.cfg.arch}: training diverged during the perf measurement")
-        return count * self.runs, seconds
-
-
-class SeedGroupSession:
+class SeedGroupSession(SeedsSession):
     """``runs`` seeds of ``cfg`` (seed, seed + 1, ...) stepped together as a seed group.
 
     Their steps run as a grid's worker runs them (``bench.seed_group.GroupSteps``: on CUDA one
@@ -124,25 +132,11 @@ class SeedGroupSession:
     """
 
     def __init__(self, cfg: RunConfig, data: PreparedData, runs: int) -> None:
-        self.cfg, self.data = cfg, data
+        self.cfg, self.data, self.runs = cfg, data, runs
         self.sessions = [NativeSession(cfg.replace(seed=cfg.seed + i), data, own_graph=False) for i in range(runs)]
         self.steps = GroupSteps([s.training for s in self.sessions])
 
-    def _run(self, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _run(self, count: int) -> torch.Tensor:
         orders = torch.stack([s.order(count) for s in self.sessions])
         with self.sessions[0].training.policy.threads():
-            return self.steps.run(self.data, orders)
-
-    def warm_up(self, steps: int) -> None:
-        self._run(steps * self.cfg.batch_size)
-
-    def block(self, steps: int | None) -> tuple[int, float]:
-        count = len(self.data.train) if steps is None else steps * self.cfg.batch_size
-        synchronize(self.cfg.device)
-        t0 = time.perf_counter()
-        loss_sums, _hits = self._run(count)
-        synchronize(self.cfg.device)
-        seconds = time.perf_counter() - t0
-        if not torch.isfinite(loss_sums).all():
-            raise RuntimeError(f"{self.cfg.arch}: training diverged during the perf measurement")
-        return count * len(self.sessions), seconds
+            return self.steps.run(self.data, orders)[0]

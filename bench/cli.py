@@ -34,11 +34,12 @@ class Parser(argparse.ArgumentParser):
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults shown in help, and descriptions/epilogs kept as written.
 
-    Options whose default is None or False say their default in their own words.
+    Options whose default is None or False, or whose help already says "(default", say
+    their default in their own words.
     """
 
     def _get_help_string(self, action):
-        if action.default in (None, False):
+        if action.default in (None, False) or "(default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 

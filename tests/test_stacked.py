@@ -18,12 +18,15 @@ import torch
 from scipy import stats
 
 from architectures import get_spec, list_models
+from bench.cli import build_parser
 from bench.config import RunConfig
 from bench.datasets import DataSearch, load_dataset, prepare_data
 from bench.datasets.tensors import Split
 from bench.fast import speedups
 from bench.fast.stacked import DROPOUT, stack_models, stack_refusal, unstack_into
-from bench.fast.stacked_training import CPU_STACK_PART, StackSteps, refusal, stack_part, train_stack
+from bench.fast.stacked_training import (
+    CPU_STACK_MAX_MFLOP, CPU_STACK_PART, StackSteps, cpu_refusal, refusal, stack_part, train_stack,
+)
 from bench.seeding import data_order_generator
 from bench.storage import load_record
 from bench.tasks import DataRequest, RunTask, SeedGroupTask, pack_seed_groups
@@ -140,15 +143,17 @@ def test_stacked_runs_pack_into_stacks_of_their_size():
 
 def test_a_stacked_grid_records_verifies_and_reports(tmp_path, capsys):
     out = tmp_path / "out"
-    assert run_cli("--archs", "lenet-12,examples-net", "--dataset", "digits", "--seeds", "3", "--epochs", "2",
+    assert run_cli("--archs", "lenet-12,examples-net,dilated", "--dataset", "digits", "--seeds", "3", "--epochs", "2",
                    "--workers", "1", "--stack-seeds", "2", "--out", str(out)) == 0
     said = capsys.readouterr().out
     assert "examples-net trains alone, not stacked: dropout" in said
+    assert "dilated trains alone, not stacked: on CPU its 3.6 training MFLOP per image" in said
+    assert "lenet-12 trains alone" not in said
     runs = pd.read_csv(out / "runs.csv").set_index(["arch", "seed"])
     lenet = runs.loc["lenet-12"]
     assert lenet["stacked"].all() and (lenet["step_mode"] == "stacked").all()
     assert list(lenet["stacked_with"]) == ["0,1", "0,1", "2"] and list(lenet["seed_group"]) == [2, 2, 1]
-    assert not runs.loc["examples-net"]["stacked"].any()
+    assert not runs.loc["examples-net"]["stacked"].any() and not runs.loc["dilated"]["stacked"].any()
     assert (runs.loc["examples-net"]["step_mode"] == "eager").all()
     stacked_id = runs.loc[("lenet-12", 0), "run_id"]
     assert load_record(out, stacked_id).config.replace(stacked=False).run_id() != stacked_id
@@ -158,6 +163,17 @@ def test_a_stacked_grid_records_verifies_and_reports(tmp_path, capsys):
     assert run_cli("verify", str(out), "--arch", "lenet-12", "--seed", "1") == 0
     said = capsys.readouterr().out
     assert "retraining that stack" in said and "bit for bit" in said
+
+
+def test_on_cpu_only_networks_a_stack_makes_cheaper_are_stacked():
+    # The rule's boundary, from `bench perf --stack-seeds 4` on every registered network
+    # (docs/performance.md): the LeNets gain, the next smallest, dilated, does not.
+    assert cpu_refusal("lenet5", 1, 10, 28) is None
+    said = cpu_refusal("dilated", 1, 10, 28)
+    assert said is not None and "3.6 training MFLOP per image" in said
+    assert cpu_refusal("dilated", 1, 10, 14) is None  # a quarter of the pixels, a quarter of the work
+    said_in_help = next(a.help for a in build_parser("run")._actions if a.dest == "stack_seeds")
+    assert f"above {CPU_STACK_MAX_MFLOP:g} training MFLOP per image" in said_in_help
 
 
 def test_stacking_needs_the_local_executor(capsys):

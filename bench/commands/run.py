@@ -137,7 +137,8 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "as wide (grouped convolutions, batched matmuls), each run with its own weights, "
                         "optimizer state and data order; much cheaper per seed for small nets, but other "
                         "last bits than alone, so recorded (step_mode stacked) and part of the run id; "
-                        "networks with dropout train alone (default 1: every run alone)")
+                        "networks with dropout train alone, and on CPU networks above 3 training MFLOP "
+                        "per image, which a stack makes no cheaper (default 1: every run alone)")
     g.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="local processes, or a Ray cluster (pip install 'cnnbench[ray]')")
     g.add_argument("--ray-address", default=None,
@@ -406,12 +407,13 @@ def stack_refusals(args: argparse.Namespace, datasets: list[Dataset], device: st
     """With --stack-seeds: the (arch, dataset) runs that train alone, each said once with why."""
     if args.stack_seeds < 2:
         return set()
-    from ..fast.stacked_training import refusal
+    from ..fast.stacked_training import cpu_refusal, refusal
 
     alone = set()
     for cfg in build_configs(args, [d.name for d in datasets], device, [0]):
         d = next(d for d in datasets if d.name == cfg.dataset)
-        reason = refusal(cfg.arch, d.in_channels, d.num_classes, d.image_size)
+        shape = (cfg.arch, d.in_channels, d.num_classes, d.image_size)
+        reason = refusal(*shape) or (cpu_refusal(*shape) if device == "cpu" else None)
         if reason is not None:
             alone.add((cfg.arch, cfg.dataset))
             console.print(f"{cfg.arch} trains alone, not stacked: {reason}", markup=False, highlight=False,

@@ -23,6 +23,7 @@ from architectures import get_spec
 
 from ..config import RunConfig
 from ..datasets.prepared import PreparedData
+from ..flops import arch_cost
 from ..records import TrainOutcome
 from ..seeding import seed_everything
 from ..train import (
@@ -38,6 +39,10 @@ from .policy import speedups
 from .stacked import STACKED, stack_models, stack_refusal, unstack_into
 
 CPU_STACK_PART = 4  # runs per part on CPU: the cheapest per run of 1..8 for lenet-12 on one core
+# On one CPU core a network above this many training MFLOP per image keeps the core busy
+# alone: stacking it measured no cheaper per run, and slower where grouped convolutions are
+# (every registered network, docs/performance.md).  Such runs train alone on CPU.
+CPU_STACK_MAX_MFLOP = 3.0
 # A stack must give what its runs give alone up to float rounding; a larger difference on
 # the check batch means the architecture does something the stacked rewrite does not know.
 CHECK_TOLERANCE = 1e-3
@@ -69,6 +74,15 @@ def refusal(arch: str, in_channels: int, num_classes: int, image_size: int) -> s
             return f"its stacked form fails ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
     if stacked.shape != alone.shape or not torch.allclose(stacked, alone, atol=CHECK_TOLERANCE, rtol=CHECK_TOLERANCE):
         return "its stacked form computes something else than the runs alone (a layer it cannot widen?)"
+    return None
+
+
+def cpu_refusal(arch: str, in_channels: int, num_classes: int, image_size: int) -> str | None:
+    """Why stacking runs of ``arch`` would not make them cheaper on a CPU core, or None."""
+    _params, flops = arch_cost(arch, in_channels, num_classes, image_size)
+    if flops > CPU_STACK_MAX_MFLOP * 1e6:
+        return (f"on CPU its {flops / 1e6:.1f} training MFLOP per image keep a core busy alone; stacks pay "
+                f"off below {CPU_STACK_MAX_MFLOP:g} (docs/performance.md)")
     return None
 
 

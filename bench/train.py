@@ -146,14 +146,18 @@ class Training:
         return self.graphed.step_mode if self.graphed is not None else EAGER
 
 
+def use_tf32(cfg: RunConfig) -> None:
+    """TF32 matmuls and convolutions on CUDA only if the run asks (cuDNN's default is on)."""
+    if torch.device(cfg.device).type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+        torch.backends.cudnn.allow_tf32 = cfg.tf32
+
+
 def build_training(cfg: RunConfig, data: PreparedData) -> Training:
     """Seed, build the model on the device in its memory format, and make its optimizer."""
     policy = speedups(cfg)
     device = torch.device(cfg.device)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
-        torch.backends.cudnn.allow_tf32 = cfg.tf32
-
+    use_tf32(cfg)
     seed_everything(cfg.seed)
     model = get_spec(cfg.arch).build(
         in_channels=data.in_channels, num_classes=len(data.classes), image_size=data.image_size

@@ -12,6 +12,8 @@ from bench.fast.cuda_graph import ENV_SWITCH, WARMUP_STEPS
 from bench.datasets import load_dataset
 from bench.determinism import deterministic_mode
 from bench.fast.seed_group import train_group
+from bench.fast.stacked import unstack_into
+from bench.fast.stacked_training import StackSteps
 from bench.seeding import data_order_generator
 from bench.datasets import prepare_data
 from bench.train import build_training, train_run
@@ -193,3 +195,35 @@ def test_training_with_the_broadcast_avg_pool_gives_atens_bits(digits_on_gpu, mo
 def test_cuda_training_swaps_convnets_avg_pools(digits_on_gpu):
     model = build_training(RunConfig(arch="convnet", dataset="digits", device="cuda"), digits_on_gpu).model
     assert sum(isinstance(m, BroadcastAvgPool2x2) for m in model.modules()) == 2
+
+
+@pytest.mark.parametrize("arch", ["lenet-12", "convnet", "bn-convnet"])
+def test_one_stacked_cuda_step_equals_each_run_alone(arch, digits_on_gpu):
+    """A stack of three seeds on the GPU: after one SGD step each run's slice of the stack
+    holds what its solo run holds, up to the rounding of cuDNN's grouped kernels."""
+    cfgs = [RunConfig(arch=arch, dataset="digits", device="cuda", seed=s, optimizer="sgd", lr=0.05,
+                      momentum=0.9, batch_size=32, stacked=True) for s in range(3)]
+    orders = torch.stack([torch.randperm(len(digits_on_gpu.train), generator=data_order_generator(s))[:32]
+                          for s in range(3)]).cuda()
+    steps = StackSteps(cfgs, digits_on_gpu)
+    steps.run(digits_on_gpu, orders)
+    mine = [build_training(c.replace(stacked=False), digits_on_gpu).model for c in cfgs]
+    unstack_into(steps.model, mine)
+    for cfg, order, got in zip(cfgs, orders, mine, strict=True):
+        training = build_training(cfg.replace(stacked=False), digits_on_gpu)
+        training.graphed = None
+        training.run_steps(digits_on_gpu, order)
+        for (name, a), b in zip(got.state_dict().items(), training.model.state_dict().values(), strict=True):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), f"seed {cfg.seed}: {name} differs by {(a - b).abs().max()}"
+
+
+def test_a_cuda_grid_stacks_every_seed_of_a_network_at_once(tmp_path):
+    out = tmp_path / "out"
+    assert run_cli("--archs", "lenet-12,convnet,examples-net", "--dataset", "digits", "--seeds", "3",
+                   "--epochs", "1", "--device", "cuda", "--stack-seeds", "8", "--no-report", "--out", str(out)) == 0
+    runs = pd.read_csv(out / "runs.csv").set_index(["arch", "seed"]).sort_index()
+    assert (runs.status == "ok").all()
+    for arch in ("lenet-12", "convnet"):  # no CPU cost rule on a GPU: all seeds in one stack
+        assert (runs.loc[arch].step_mode == "stacked").all() and (runs.loc[arch].seed_group == 3).all()
+        assert (runs.loc[arch].stacked_with == "0,1,2").all()
+    assert (runs.loc["examples-net"].step_mode != "stacked").all()  # dropout: alone

@@ -31,9 +31,10 @@ from ..train import (
     RunLoop,
     autocast,
     build_training,
-    train_together,
     make_optimizer,
     make_scheduler,
+    train_together,
+    use_tf32,
 )
 from .policy import speedups
 from .stacked import STACKED, stack_models, stack_refusal, unstack_into
@@ -99,6 +100,7 @@ class StackSteps:
         cfg = cfgs[0]
         self.cfg, self.runs = cfg, len(cfgs)
         policy = speedups(cfg)
+        use_tf32(cfg)
         models = []
         for run in cfgs:  # each run's initial weights, drawn from its seed as alone
             seed_everything(run.seed)

@@ -11,3 +11,9 @@ class BenchError(Exception):
 
 class DatasetNotFoundError(BenchError):
     """A dataset's files are nowhere to be found (as opposed to found but corrupt)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``: an exception as a one-line error can quote it."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

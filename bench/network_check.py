@@ -11,7 +11,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Iterable
 
-from .errors import BenchError
+from .errors import BenchError, one_line
 
 DRY_BATCH = 2  # two images: BatchNorm in training mode needs more than one value per channel
 
@@ -65,7 +65,6 @@ def _problem(spec, channels: int, size: int, classes: int) -> str | None:
 
 def _said(exc: BaseException, source_file: str) -> str:
     """``Type: first line of the message (line N)``, N in the network's file when it is on the stack."""
-    text = str(exc).strip().splitlines()
-    said = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    said = one_line(exc)
     lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == source_file]
     return f"{said} (line {lines[-1]})" if lines else said

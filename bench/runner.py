@@ -21,7 +21,7 @@ from .config import RunConfig
 from .executors import Executor
 from .records import STATUS_FAILED, RunRecord, failed_record
 from .storage import (
-    check_run, checkpoint_path, default_targets, move_aside, remove_checkpoint, remove_temporaries,
+    check_run, checkpoint_path, move_aside, remove_checkpoint, remove_temporaries,
     run_dir, save_record, write_tables,
 )
 from .tasks import DataRequest, RunTask
@@ -163,9 +163,7 @@ def run_grid(
         records = [finished[c.run_id()] for c in configs if c.run_id() in finished]
         if records:
             with signals.deferred(raise_after=False):
-                targets = default_targets(records) if target is None else {
-                    d: target for d in {r.config.dataset for r in records}}
-                write_tables(out, records, targets)
+                write_tables(out, records, target)
         if interrupted is None and signals.pending is not None:
             interrupted = Interrupted(signals.pending)
     return GridOutcome(

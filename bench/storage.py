@@ -250,17 +250,17 @@ def _with_time_to_target(runs: pd.DataFrame, epochs: pd.DataFrame, targets: dict
     return runs[ordered[:at] + columns + ordered[at:]]
 
 
-def default_targets(records: Iterable[RunRecord]) -> dict[str, float]:
-    """Per dataset, the lowest of the architectures' mean final validation accuracies."""
+def write_tables(out: Path, records: Iterable[RunRecord], target: float | None = None) -> dict[str, pd.DataFrame]:
+    """Write the three tables, the runs' with their time to ``target`` validation accuracy
+    (default, per dataset: the lowest of the architectures' mean final validation accuracies)."""
     from .stats.target import default_target
 
-    epochs = tables_from_records(records)[EPOCHS.file]
-    return {d: default_target(group) for d, group in epochs.groupby("dataset") if group["val_acc"].notna().any()}
-
-
-def write_tables(out: Path, records: Iterable[RunRecord], targets: dict[str, float] | None = None
-                 ) -> dict[str, pd.DataFrame]:
-    tables = tables_from_records(records, targets)
+    tables = tables_from_records(records)
+    epochs = tables[EPOCHS.file]
+    targets = {d: default_target(group) if target is None else target
+               for d, group in epochs.groupby("dataset") if target is not None or group["val_acc"].notna().any()}
+    if targets:
+        tables[RUNS.file] = _with_time_to_target(tables[RUNS.file], epochs, targets)
     for name, frame in tables.items():
         atomic_write_text(Path(out) / name, frame.to_csv(index=False))
     return tables

@@ -343,11 +343,12 @@ def evaluate(training: Training, data: PreparedData, split: Split, *,
         with autocast(cfg):
             logits = model(x)
         logits = logits.float()
+        predicted = logits.argmax(1)
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
-        confusion += torch.bincount(y * num_classes + logits.argmax(1), minlength=num_classes**2)
+        confusion += torch.bincount(y * num_classes + predicted, minlength=num_classes**2)
         if keep_probabilities:
             kept.append(logits.softmax(1).cpu())
-            hits.append((logits.argmax(1) == y).cpu())
+            hits.append((predicted == y).cpu())
     model.train(was_training)
     matrix = confusion.reshape(num_classes, num_classes).cpu().numpy()
     n = max(len(split), 1)

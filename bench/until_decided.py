@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .schema import STATUS_OK
+from .schema import RUNS, STATUS_OK
 
 if TYPE_CHECKING:  # scipy and torch load when a round is tested, not for --help
     from .records import RunRecord
@@ -51,7 +51,7 @@ def answers(records: list[RunRecord], *, margin: float, look: Look | None, basel
     ok = [r for r in records if r.status == STATUS_OK]
     if not ok:
         return []
-    runs = tables_from_records(ok)["runs.csv"]
+    runs = tables_from_records(ok)[RUNS.file]
     correct = {r.run_id: r.test_correct for r in ok if r.test_correct is not None}
     found: list[Comparison] = []
     for _dataset, group in runs.groupby("dataset", sort=False):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .errors import BenchError
+from .errors import BenchError, one_line
 
 ENTRY_POINT_GROUP = "cnnbench.architectures"
 _MODULE_PREFIX = "cnnbench_user_"
@@ -149,14 +149,14 @@ def _load(source: NetworkSource) -> None:
         _unload(source.module_name)
         if source.kind == "module" and exc.name and source.ref.startswith(exc.name):
             raise BenchError(f"cannot import {source.name}: no module named {exc.name!r}") from None
-        raise BenchError(f"cannot import {source.name}{_where(exc, source)}: {_one_line(exc)}") from None
+        raise BenchError(f"cannot import {source.name}{_where(exc, source)}: {one_line(exc)}") from None
     except SyntaxError as exc:
         _unload(source.module_name)
         where = f"{exc.filename}, line {exc.lineno}" if exc.filename != source.ref else f"line {exc.lineno}"
         raise BenchError(f"cannot import {source.name} ({where}): SyntaxError: {exc.msg}") from None
     except Exception as exc:  # noqa: BLE001 - whatever a user's module raises, say where in one line
         _unload(source.module_name)
-        raise BenchError(f"cannot import {source.name}{_where(exc, source)}: {_one_line(exc)}") from None
+        raise BenchError(f"cannot import {source.name}{_where(exc, source)}: {one_line(exc)}") from None
 
 
 def _exec_file(source: NetworkSource) -> None:
@@ -199,8 +199,3 @@ def _module_file(name: str) -> str | None:
     except (ImportError, ValueError):
         return None
     return spec.origin if spec is not None else None
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

@@ -214,7 +214,8 @@ def test_one_stacked_cuda_step_equals_each_run_alone(arch, digits_on_gpu):
         training.graphed = None
         training.run_steps(digits_on_gpu, order)
         for (name, a), b in zip(got.state_dict().items(), training.model.state_dict().values(), strict=True):
-            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), f"seed {cfg.seed}: {name} differs by {(a - b).abs().max()}"
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), \
+                f"seed {cfg.seed}: {name} differs by {(a - b).abs().max()}"
 
 
 def test_a_cuda_grid_stacks_every_seed_of_a_network_at_once(tmp_path):

@@ -116,7 +116,10 @@ def main(args: argparse.Namespace, console: Console) -> int:
         args.repeats = 1 if args.full else DEFAULT_REPEATS
     data = prepare_data(dataset, 0.0, device)  # the whole training set, as the recipe uses
     together = args.seeds_together or args.stack_seeds or 1
-    workers = 1 if together > 1 or args.stack_seeds else args.workers or (default_workers(device) if device == "cpu" else 1)
+    if args.seeds_together or args.stack_seeds:
+        workers = 1  # the per-machine figure is one process's runs
+    else:
+        workers = args.workers or (default_workers(device) if device == "cpu" else 1)
     per_machine = (f"{together} seeds stepped together" if args.seeds_together
                    else f"{together} seeds stacked" if args.stack_seeds else f"{workers} trainer(s) at once")
 
@@ -154,7 +157,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
             if args.seeds_together or args.stack_seeds:
                 group = (StackedSession(cfg, data, together) if args.stack_seeds
                          else SeedGroupSession(cfg, data, together))
-                machine_step_mode = getattr(group, "step_mode", machine_step_mode)
+                machine_step_mode = group.step_mode
                 group.warm_up(args.warmup)
                 machine_images, machine_seconds = max(
                     (group.block(steps) for _ in range(args.repeats)), key=lambda b: b[0] / b[1])

@@ -356,11 +356,9 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
     out = Path(args.out) if args.out else Path("reports") / "-".join(names)
     prepare_output_dir(out)
 
-    def note(line: str) -> None:
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
-
     # One writer per output folder, for everything this command writes there, until it returns.
-    held.enter_context(OutputLock(out, command=_command_line(args), wait=not args.no_wait, on_note=note))
+    held.enter_context(OutputLock(out, command=_command_line(args), wait=not args.no_wait,
+                                  on_note=lambda line: say(console, line)))
     remove_temporaries(out)  # what a writer killed mid-write left: no one else writes here now
     for dataset in datasets:
         provide_dataset(dataset)  # the in-process executor reuses the driver's copy
@@ -416,8 +414,7 @@ def stack_refusals(args: argparse.Namespace, datasets: list[Dataset], device: st
         reason = refusal(*shape) or (cpu_refusal(*shape) if device == "cpu" else None)
         if reason is not None:
             alone.add((cfg.arch, cfg.dataset))
-            console.print(f"{cfg.arch} trains alone, not stacked: {reason}", markup=False, highlight=False,
-                          soft_wrap=True)
+            say(console, f"{cfg.arch} trains alone, not stacked: {reason}")
     return alone
 
 
@@ -449,11 +446,16 @@ def train_grid(args: argparse.Namespace, configs: list[RunConfig], out: Path, ex
             checkpoint_every=args.checkpoint_every, target=args.target, on_start=on_start,
             on_epoch=lambda cfg, rec: state["progress"].on_epoch(cfg, rec),
             on_run=lambda rec: state["progress"].on_run(rec),
-            on_note=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True),
+            on_note=lambda line: say(console, line),
         )
     finally:
         if "progress" in state:
             state["progress"].__exit__(None, None, None)
+
+
+def say(console: Console, line: str) -> None:
+    """A line as written: no rich markup or highlighting in paths and names."""
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _round_seeds(rounds: SeedRounds | None, index: int) -> list[int] | None:

@@ -96,11 +96,11 @@ def main(args: argparse.Namespace, console: Console) -> int:
 
     from ..datasets.folder import FolderSource
     from ..datasets.prepared import prepare_data
-    from ..user_networks import use_recorded
     from ..determinism import deterministic_mode, prepare_environment
     from ..devices import resolve_device
     from ..fast import speedups
     from ..storage import read_invocation
+    from ..user_networks import use_recorded
 
     out = Path(args.run_dir)
     if args.tolerance < 0:

@@ -23,6 +23,7 @@ from architectures import get_spec
 
 from ..config import RunConfig
 from ..datasets.prepared import PreparedData
+from ..errors import one_line
 from ..flops import arch_cost
 from ..records import TrainOutcome
 from ..seeding import seed_everything
@@ -72,7 +73,7 @@ def refusal(arch: str, in_channels: int, num_classes: int, image_size: int) -> s
                 alone = torch.stack([m.eval()(x[i]) for i, m in enumerate(models)])
                 stacked = stack_models(models).eval()(_side_by_side(x))
         except Exception as exc:  # noqa: BLE001 - any failure means: train these runs alone
-            return f"its stacked form fails ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+            return f"its stacked form fails ({one_line(exc)})"
     if stacked.shape != alone.shape or not torch.allclose(stacked, alone, atol=CHECK_TOLERANCE, rtol=CHECK_TOLERANCE):
         return "its stacked form computes something else than the runs alone (a layer it cannot widen?)"
     return None
@@ -132,7 +133,8 @@ class StackSteps:
             b = index.shape[1]
             with autocast(self.cfg):
                 logits = self.forward(x)  # (runs, b, classes)
-                losses = F.cross_entropy(logits.reshape(runs * b, -1).float(), y, reduction="none").view(runs, b).mean(1)
+                losses = F.cross_entropy(logits.reshape(runs * b, -1).float(), y, reduction="none")
+                losses = losses.view(runs, b).mean(1)
             self.optimizer.zero_grad(set_to_none=True)
             # The sum's gradient in each run's weights is that run's own mean loss's gradient.
             losses.sum().backward()

@@ -11,11 +11,11 @@ import time
 import torch
 
 from ..config import RunConfig
-from ..devices import synchronize
 from ..datasets.prepared import PreparedData
+from ..devices import synchronize
+from ..fast.policy import speedups
 from ..fast.seed_group import GroupSteps
 from ..seeding import data_order_generator
-from ..fast.policy import speedups
 from ..train import build_training
 
 
@@ -40,6 +40,7 @@ class SeedsSession:
     cfg: RunConfig
     data: PreparedData
     runs: int
+    step_mode: str  # how the runs step together
 
     def _run(self, count: int) -> torch.Tensor:
         raise NotImplementedError
@@ -102,6 +103,7 @@ class StackedSession(SeedsSession):
     ``NativeSession``; a block's images are all the runs' images."""
 
     def __init__(self, cfg: RunConfig, data: PreparedData, runs: int) -> None:
+        from ..fast.stacked import STACKED
         from ..fast.stacked_training import StackSteps, stack_part
 
         self.cfg, self.data, self.runs = cfg, data, runs
@@ -109,7 +111,7 @@ class StackedSession(SeedsSession):
         part = stack_part(cfg, runs)
         self.parts = [StackSteps(cfgs[i:i + part], data) for i in range(0, runs, part)]
         self.orders = [Orders(c.seed, len(data.train)) for c in cfgs]
-        self.step_mode = "stacked"
+        self.step_mode = STACKED
 
     def _run(self, count: int) -> torch.Tensor:
         orders = torch.stack([o.take(count) for o in self.orders]).to(self.cfg.device)
@@ -135,6 +137,7 @@ class SeedGroupSession(SeedsSession):
         self.cfg, self.data, self.runs = cfg, data, runs
         self.sessions = [NativeSession(cfg.replace(seed=cfg.seed + i), data, own_graph=False) for i in range(runs)]
         self.steps = GroupSteps([s.training for s in self.sessions])
+        self.step_mode = self.steps.step_mode
 
     def _run(self, count: int) -> torch.Tensor:
         orders = torch.stack([s.order(count) for s in self.sessions])

@@ -80,7 +80,8 @@ def perf_table(timings: list[PerfTiming], roof_flops_per_s: float) -> pd.DataFra
     table = pd.DataFrame(rows)
     if rows:
         summary = {column: np.nan for column in table.columns}
-        summary.update(arch=GEOMEAN_ROW, memory_format="", step_mode="", machine_step_mode="", speedup=float(gmean(table["speedup"])),
+        summary.update(arch=GEOMEAN_ROW, memory_format="", step_mode="", machine_step_mode="",
+                       speedup=float(gmean(table["speedup"])),
                        machine_speedup=float(gmean(table["machine_speedup"])))
         table = pd.concat([table, pd.DataFrame([summary])], ignore_index=True)
     table["roof_gflops_per_s"] = roof_flops_per_s / 1e9

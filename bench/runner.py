@@ -82,6 +82,8 @@ def plan(configs: Sequence[RunConfig], out: Path, force: bool) -> Plan:
         record = None if force else folder.record
         if record is not None and record.status != STATUS_FAILED:
             result.finished[cfg.run_id()] = record
+            # A kill between storing the record and dropping the checkpoint left it behind.
+            remove_checkpoint(out, cfg.run_id())
         else:
             result.todo.append(cfg)
     return result

@@ -82,6 +82,17 @@ def uninterrupted(tmp_path_factory) -> Path:
     return out
 
 
+def test_a_rerun_drops_the_checkpoint_a_kill_left_beside_a_stored_record(tmp_path, uninterrupted, capsys):
+    """SIGKILL can land after a record is stored and before its checkpoint is dropped."""
+    out = tmp_path / "out"
+    assert run_cli(*GRID, "--out", str(out), "--no-report") == 0
+    stale = next(out.glob("runs/*/record.json")).with_name(CHECKPOINT_FILE)
+    stale.write_bytes(b"left by a kill")
+    assert run_cli(*GRID, "--out", str(out), "--no-report") == 0
+    assert f"({RUNS} reused, 0 trained)" in capsys.readouterr().out
+    assert not stale.exists()
+
+
 def test_sigkill_mid_run_then_rerun_reuses_finished_runs_and_resumes_the_checkpoint(tmp_path, uninterrupted):
     out = tmp_path / "out"
     args = [*GRID, "--out", str(out), "--checkpoint-every", "1"]

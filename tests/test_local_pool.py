@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+
 import psutil
 
 from bench.config import RunConfig
 from bench.executors.local import LocalExecutor, _Pool, _WorkQueue
-from bench.executors.worker import WorkerDied, WorkerError, death_cause, worker_gpu
+from bench.executors.worker import Worker, WorkerDied, WorkerError, death_cause, worker_gpu
 from bench.records import failed_record
 from bench.tasks import DataRequest, RunTask
 
@@ -43,23 +47,29 @@ def _spawned_workers() -> list[psutil.Process]:
     return [p for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
 
 
-def test_a_worker_killed_mid_run_is_replaced_and_its_run_gives_the_same_bits():
+def test_a_worker_killed_mid_run_is_replaced_and_its_run_gives_the_same_bits(monkeypatch):
     """SIGKILL (the OOM killer's signal) to the worker training a run: the run is trained
     again and the grid ends with every run ok and the bits of an undisturbed grid."""
     # The driver trains the first task, the worker the second; kill it after its first epoch.
     tasks = [RunTask(RunConfig(arch=a, dataset="digits", epochs=3), DataRequest()) for a in ("lenet-12", "lenet")]
     victim, killed, notes = tasks[1].config, [], []
+    train = Worker.train
 
-    def kill_the_worker_once(cfg, epoch):
-        if cfg == victim and not killed:
-            (worker,) = _spawned_workers()
-            worker.kill()
-            killed.append((worker.pid, epoch["epoch"]))
+    def train_and_kill_once(worker, unit, on_event, stop):
+        # Killed by the feeder thread as the epoch arrives: the driver's thread forwards
+        # epochs only between its own, by when the worker may have finished the run.
+        def kill_after_the_first_epoch(cfg, record):
+            on_event(cfg, record)
+            if cfg == victim and not killed:
+                killed.append(record["epoch"])
+                os.kill(worker.process.pid, signal.SIGKILL)
+        return train(worker, unit, kill_after_the_first_epoch, stop)
 
-    records = {r.run_id: r for r in LocalExecutor(workers=2).run(tasks, kill_the_worker_once, notes.append)}
-    assert killed, "the worker's run never reported an epoch"
-    assert len(notes) == 1 and notes[0].startswith("worker killed by signal 9 (SIGKILL; out of memory?) during epoch ")
-    assert notes[0].endswith(" while training lenet digits seed 0; retrying it (1 of 2)")
+    monkeypatch.setattr(Worker, "train", train_and_kill_once)
+    records = {r.run_id: r for r in LocalExecutor(workers=2).run(tasks, None, notes.append)}
+    assert killed == [1], "the worker's run never reported an epoch"
+    assert notes == ["worker killed by signal 9 (SIGKILL; out of memory?) during epoch 2"
+                     " while training lenet digits seed 0; retrying it (1 of 2)"]
     serial = {r.run_id: r for r in LocalExecutor(workers=1).run(tasks)}
     assert records.keys() == serial.keys()
     for run_id, record in records.items():
@@ -87,7 +97,7 @@ class _FakeWorker:
     def stop(self) -> None:
         self.stopped = True
 
-    terminate = stop
+    terminate = interrupt = stop
 
 
 def _pool(script: list[str], retries: int, units: int = 1):
@@ -148,6 +158,41 @@ def test_each_worker_has_one_unit_at_a_time_and_every_unit_is_answered():
     pool.close(wait=True)
     assert answered == [0, 1, 2, 3, 4] and pool.result(timeout=0) is None
     assert 1 <= len(started) <= 2 and all(w.stopped for w in started)
+
+
+class _TrainingWorker:
+    """Trains until interrupted, then dies; records which threads ended it."""
+
+    def __init__(self, training: threading.Event) -> None:
+        self.training, self.ended, self.closed_by = training, threading.Event(), []
+
+    def train(self, unit, on_event, stop):
+        self.training.set()
+        self.ended.wait(timeout=60)
+        raise WorkerDied("worker killed by signal 15 (SIGTERM) during epoch 1")
+
+    def interrupt(self) -> None:
+        self.ended.set()
+
+    def terminate(self) -> None:
+        self.closed_by.append(threading.current_thread().name)
+
+    stop = terminate
+
+
+def test_an_interrupted_pool_leaves_each_worker_to_the_thread_that_owns_it():
+    """Ctrl-C/SIGTERM: the driver only signals the workers.  It also closed their pipes, racing
+    the feeder threads that do the same on seeing them die: a double close raised EBADF."""
+    tasks = [RunTask(RunConfig(arch="lenet", dataset="digits", seed=s), DataRequest()) for s in range(2)]
+    training, workers, notes = threading.Event(), [], []
+    pool = _Pool(_WorkQueue(tasks), 2, lambda slot: workers.append(_TrainingWorker(training)) or workers[-1],
+                 on_note=notes.append)
+    pool.start(1)
+    assert training.wait(timeout=60)
+    pool.close(wait=False)
+    (worker,) = workers
+    assert worker.closed_by == ["cnnbench-feeder-0"]
+    assert notes == [] and pool.result(timeout=0) is None  # a stopped pool retries nothing
 
 
 def test_closing_the_work_queue_stops_handing_out_runs():

@@ -225,8 +225,10 @@ class _Pool:
             self.stopping.set()
             with self._lock:
                 workers = list(self._workers)
-            for worker in workers:  # the threads notice their worker died and end
-                worker.terminate()
+            # Signal only: the owning threads see their worker end, and they alone close its
+            # pipe (closing it here too raced them: a double close raised EBADF over Ctrl-C).
+            for worker in workers:
+                worker.interrupt()
         for thread in self._threads:
             thread.join(timeout=30)
 

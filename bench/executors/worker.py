@@ -96,7 +96,12 @@ class Worker:
             self.process.join(timeout=STOP_SECONDS)
         self.terminate()
 
+    def interrupt(self) -> None:
+        """SIGTERM the process, from any thread; its owner's ``train`` sees it end and cleans up."""
+        self.process.terminate()
+
     def terminate(self) -> None:
+        """End the process and close the pipe: only the thread that owns this worker may call it."""
         if self.process.is_alive():
             self.process.terminate()
             self.process.join(timeout=STOP_SECONDS)

@@ -195,8 +195,9 @@ def test_perf_times_a_stack_against_one_run_and_runs_alone(tmp_path):
 @pytest.mark.slow
 def test_on_real_mnist_stacked_and_solo_accuracies_cannot_be_told_apart(mnist_dir):
     """Eight seeds, one epoch on 6,000 MNIST training images, 10,000 test images: paired by
-    seed, the stacked runs' test accuracies and the solo runs' differ (rounding) but not
-    detectably (paired t-test, scipy.stats.ttest_rel)."""
+    seed, the stacked runs' test accuracies and the solo runs' cannot be told apart (paired
+    t-test, scipy.stats.ttest_rel).  Where grouped kernels sum in the solo order (oneDNN on an
+    AVX2 core did) they are equal."""
     full = load_dataset("mnist", DataSearch(data_dir=mnist_dir, download=False))
     subset = dataclasses.replace(full, train=Split(full.train.images[:6000], full.train.labels[:6000]))
     data = prepare_data(subset, 0.1, "cpu")
@@ -205,6 +206,6 @@ def test_on_real_mnist_stacked_and_solo_accuracies_cannot_be_told_apart(mnist_di
         stacked = [o.test.accuracy for o in train_stack(cfgs, data)]
         alone = [train_run(c.replace(stacked=False), data).test.accuracy for c in cfgs]
     differences = np.subtract(stacked, alone)
-    assert differences.any()
-    assert stats.ttest_rel(stacked, alone).pvalue > 0.05
+    if differences.any():  # all equal: nothing to tell apart
+        assert stats.ttest_rel(stacked, alone).pvalue > 0.05
     assert np.abs(differences).max() < 0.01

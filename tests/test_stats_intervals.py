@@ -86,7 +86,9 @@ def test_identical_accuracies_have_zero_width_and_say_why():
 
 def test_holm_matches_statsmodels_and_keeps_nan():
     rng = np.random.default_rng(1)
-    p = rng.uniform(0, 0.2, (50, 6))
+    p = rng.uniform(0, 0.2, (8, 6))
+    # Eight rows: multipletests runs gc.collect() on every call, which costs seconds in a
+    # test process full of tensors.
     expected = np.array([multipletests(row, method="holm")[1] for row in p])
     np.testing.assert_allclose(holm(p), expected, rtol=1e-12)
     # Hand: sorted 0.01, 0.03, 0.04 (m = 3): 0.03, max(0.03, 0.06), max(0.06, 0.04) = 0.06.

@@ -218,6 +218,39 @@ def test_one_stacked_cuda_step_equals_each_run_alone(arch, digits_on_gpu):
                 f"seed {cfg.seed}: {name} differs by {(a - b).abs().max()}"
 
 
+@pytest.mark.parametrize("arch", ["lenet-12", "convnet", "bn-convnet"])
+def test_a_stack_replayed_from_a_cuda_graph_gives_the_bits_of_eager_stacked_steps(arch, digits_on_gpu, monkeypatch):
+    """Three stacked seeds, two epochs with a decaying lr (a re-capture): replayed against
+    eager stacked steps, the same loss sums, hits, weights and optimizer state."""
+    cfgs = [RunConfig(arch=arch, dataset="digits", device="cuda", seed=s, lr_schedule="step", stacked=True)
+            for s in range(3)]
+    data = digits_on_gpu
+
+    def train(graphs: bool):
+        monkeypatch.setenv(ENV_SWITCH, "1" if graphs else "0")
+        steps = StackSteps(cfgs, data)
+        generators = [data_order_generator(cfg.seed) for cfg in cfgs]
+        sums = []
+        for _ in range(2):
+            orders = torch.stack([torch.randperm(len(data.train), generator=g) for g in generators]).cuda()
+            sums.append([t.tolist() for t in steps.run(data, orders)])
+        return steps, sums
+
+    with deterministic_mode(True):
+        eager, eager_sums = train(False)
+        graphed, graphed_sums = train(True)
+    assert eager.graphed is None and graphed.graphed is not None
+    full_batches = len(data.train) // cfgs[0].batch_size
+    assert graphed.graphed.replays == 2 * full_batches - WARMUP_STEPS
+    assert graphed.graphed.captures == 2  # one per learning rate
+    assert graphed_sums == eager_sums
+    for (name, a), b in zip(eager.model.state_dict().items(), graphed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    for a, b in zip(eager.optimizer.state.values(), graphed.optimizer.state.values(), strict=True):
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+
+
 def test_a_cuda_grid_stacks_every_seed_of_a_network_at_once(tmp_path):
     out = tmp_path / "out"
     assert run_cli("--archs", "lenet-12,convnet,examples-net", "--dataset", "digits", "--seeds", "3",

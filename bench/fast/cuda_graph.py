@@ -64,21 +64,26 @@ class GraphedSteps:
     It steps one run, or several runs of one architecture together (``bench.seed_group``):
     then the graph holds one branch per run, each captured on a stream of its own, so the
     GPU runs the branches side by side.  A branch is the run's own step, the kernels it runs
-    alone, so each run gets the bits it gets alone.
+    alone, so each run gets the bits it gets alone.  Or it steps a stack of ``stacked_runs``
+    seeds (``bench.fast.stacked_training``): one optimizer, one step over all their batches.
     """
 
     step_mode = CAPTURED
 
-    def __init__(self, optimizers: list[torch.optim.Optimizer], batch_size: int, device: torch.device) -> None:
+    def __init__(self, optimizers: list[torch.optim.Optimizer], batch_size: int, device: torch.device,
+                 stacked_runs: int = 0) -> None:
         self.optimizers = optimizers
         self.batch_size = batch_size
-        runs = len(optimizers)
+        self.stacked = stacked_runs > 0
+        assert not self.stacked or len(optimizers) == 1, "a stack steps with one optimizer"
+        runs = stacked_runs or len(optimizers)
         # The graph reads each run's batch indices from, and adds to its sums in, these
         # tensors: a graph's memory addresses are fixed when it is captured.
         self.index = torch.zeros(runs, batch_size, dtype=torch.int64, device=device)
         self.loss_sum = torch.zeros(runs, dtype=torch.float64, device=device)
         self.hits = torch.zeros(runs, dtype=torch.int64, device=device)
-        self.streams = [torch.cuda.Stream(device=device) for _ in range(runs)] if runs > 1 else []
+        branches = len(optimizers)
+        self.streams = [torch.cuda.Stream(device=device) for _ in range(branches)] if branches > 1 else []
         self.warm_steps = 0
         self.graph: torch.cuda.CUDAGraph | None = None
         self.captured_for: tuple | None = None
@@ -90,7 +95,7 @@ class GraphedSteps:
 
         ``orders``: (runs, n) indices on the device.  The sums come back as (runs,) tensors.
         """
-        assert len(train_batches) == len(self.optimizers) == len(orders)
+        assert len(train_batches) == len(self.optimizers) and len(orders) == len(self.index)
         self.loss_sum.zero_()
         self.hits.zero_()
         size = self.batch_size
@@ -106,6 +111,9 @@ class GraphedSteps:
         return self.loss_sum.clone(), self.hits.clone()
 
     def _eager(self, train_batches: list[TrainBatch], data, index: torch.Tensor) -> None:
+        if self.stacked:  # one step for every run of the stack: (runs, batch) indices, (runs,) sums
+            train_batches[0](data, data.train, index, self.loss_sum, self.hits)
+            return
         for i, train_batch in enumerate(train_batches):
             train_batch(data, data.train, index[i], self.loss_sum[i], self.hits[i])
 

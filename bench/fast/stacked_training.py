@@ -7,7 +7,9 @@ once.  After each epoch every run's slice of the weights is copied into its own 
 which is what is evaluated, tested and stored.
 
 On CPU a stack trains in parts of ``CPU_STACK_PART`` runs, one part after another: wider
-stacks no longer fit the core's cache and cost more per run (docs/performance.md).
+stacks no longer fit the core's cache and cost more per run (docs/performance.md).  On CUDA
+all of them step at once, and full batches replay one captured CUDA graph as a solo run's do
+(``bench.fast.cuda_graph``), with the bits of the eager stacked steps.
 Stacked runs save no checkpoints: an interrupted stack trains again from epoch 1.
 """
 
@@ -23,6 +25,7 @@ from architectures import get_spec
 
 from ..config import RunConfig
 from ..datasets.prepared import PreparedData
+from ..datasets.tensors import Split
 from ..errors import one_line
 from ..flops import arch_cost
 from ..records import TrainOutcome
@@ -37,6 +40,7 @@ from ..train import (
     train_together,
     use_tf32,
 )
+from .cuda_graph import GraphedSteps, graph_refusal
 from .policy import speedups
 from .stacked import STACKED, stack_models, stack_refusal, unstack_into
 
@@ -114,33 +118,43 @@ class StackSteps:
         self.forward = torch.compile(self.model) if cfg.compile else self.model
         self.optimizer = make_optimizer(cfg, self.model.parameters(), policy.optimizer_options)
         self.scheduler = make_scheduler(cfg, self.optimizer)
+        # On CUDA a stack's full batches replay one captured step, as a solo run's do: eager,
+        # its hundred small launches would take longer than the wide kernels themselves.
+        self.graphed = (GraphedSteps([self.optimizer], cfg.batch_size, torch.device(cfg.device), self.runs)
+                        if graph_refusal(cfg) is None else None)
 
-    def batch(self, data: PreparedData, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, data: PreparedData, split: Split, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(runs, b) indices -> the runs' images side by side, (b, runs*C, H, W), and (runs, b) labels."""
-        images = data.normalize(data.train.images.index_select(0, index.flatten()))
+        images = data.normalize(split.images.index_select(0, index.flatten()))
         x = _side_by_side(images.view(*index.shape, *images.shape[1:]))
-        return x.contiguous(memory_format=self.memory_format), data.train.labels.index_select(0, index.flatten())
+        return x.contiguous(memory_format=self.memory_format), split.labels.index_select(0, index.flatten())
+
+    def train_batch(self, data: PreparedData, split: Split, index: torch.Tensor,
+                    loss_sums: torch.Tensor, hits: torch.Tensor) -> None:
+        """One step of every run on its batch, ``index[i]`` for run i; adds to the (runs,) sums."""
+        runs, b = index.shape
+        x, y = self.batch(data, split, index)
+        with autocast(self.cfg):
+            logits = self.forward(x)  # (runs, b, classes)
+            losses = F.cross_entropy(logits.reshape(runs * b, -1).float(), y, reduction="none")
+            losses = losses.view(runs, b).mean(1)
+        self.optimizer.zero_grad(set_to_none=True)
+        # The sum's gradient in each run's weights is that run's own mean loss's gradient.
+        losses.sum().backward()
+        self.optimizer.step()
+        loss_sums += losses.detach().double() * b
+        hits += (logits.detach().argmax(2) == y.view(runs, b)).sum(1)
 
     def run(self, data: PreparedData, orders: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run i trains on ``data.train`` in batches of ``orders[i]``; (runs,) loss sums and hits."""
         self.model.train()
-        runs = self.runs
-        loss_sums = torch.zeros(runs, dtype=torch.float64, device=orders.device)
-        hits = torch.zeros(runs, dtype=torch.int64, device=orders.device)
-        for start in range(0, orders.shape[1], self.cfg.batch_size):
-            index = orders[:, start:start + self.cfg.batch_size]
-            x, y = self.batch(data, index)
-            b = index.shape[1]
-            with autocast(self.cfg):
-                logits = self.forward(x)  # (runs, b, classes)
-                losses = F.cross_entropy(logits.reshape(runs * b, -1).float(), y, reduction="none")
-                losses = losses.view(runs, b).mean(1)
-            self.optimizer.zero_grad(set_to_none=True)
-            # The sum's gradient in each run's weights is that run's own mean loss's gradient.
-            losses.sum().backward()
-            self.optimizer.step()
-            loss_sums += losses.detach().double() * b
-            hits += (logits.detach().argmax(2) == y.view(runs, b)).sum(1)
+        if self.graphed is not None:
+            loss_sums, hits = self.graphed.run([self.train_batch], data, orders)
+        else:
+            loss_sums = torch.zeros(self.runs, dtype=torch.float64, device=orders.device)
+            hits = torch.zeros(self.runs, dtype=torch.int64, device=orders.device)
+            for start in range(0, orders.shape[1], self.cfg.batch_size):
+                self.train_batch(data, data.train, orders[:, start:start + self.cfg.batch_size], loss_sums, hits)
         if self.scheduler is not None:
             self.scheduler.step()
         return loss_sums, hits

@@ -119,7 +119,7 @@ class StackSteps:
         self.optimizer = make_optimizer(cfg, self.model.parameters(), policy.optimizer_options)
         self.scheduler = make_scheduler(cfg, self.optimizer)
         # On CUDA a stack's full batches replay one captured step, as a solo run's do: eager,
-        # its hundred small launches would take longer than the wide kernels themselves.
+        # a step's hundred launches, not the GPU, would set the pace (docs/performance.md).
         self.graphed = (GraphedSteps([self.optimizer], cfg.batch_size, torch.device(cfg.device), self.runs)
                         if graph_refusal(cfg) is None else None)
 

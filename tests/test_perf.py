@@ -102,6 +102,22 @@ def test_seeds_together_time_a_seed_group(tmp_path):
         3 * row["cnnbench_images_per_s"] / row["machine_images_per_s"])
 
 
+@pytest.mark.parametrize("flag", ["--seeds-together", "--stack-seeds"])
+def test_seeds_a_grid_trains_alone_are_timed_one_after_another(flag, tmp_path, capsys):
+    """Dropout: a grid trains examples-net's seeds alone, so the per-machine figure is the
+    per-run one (N runs cost N times one), said with the grid's reason; lenet-12 still steps."""
+    csv = tmp_path / "perf.csv"
+    assert run_cli("perf", "--dataset", "digits", "--archs", "examples-net,lenet-12", "--steps", "2",
+                   "--warmup", "1", "--repeats", "1", "--threads", "1", flag, "2", "--csv", str(csv)) == 0
+    out = capsys.readouterr().out
+    assert "examples-net: a grid trains its seeds alone, not " in out and "lenet-12: a grid" not in out
+    rows = pd.read_csv(csv).set_index("arch")
+    alone, together = rows.loc["examples-net"], rows.loc["lenet-12"]
+    assert alone["machine_images_per_s"] == alone["cnnbench_images_per_s"] and alone["runs_cost_vs_one"] == 2
+    assert alone["machine_step_mode"] == "eager"
+    assert together["machine_images"] == 2 * 2 * 64  # two runs stepped together, 2 steps each
+
+
 def test_seeds_together_and_workers_are_two_figures(capsys):
     assert run_cli("perf", "--dataset", "digits", "--seeds-together", "2", "--workers", "2") == 2
     assert "choose one" in capsys.readouterr().err

@@ -83,6 +83,20 @@ def _archs(selector: str) -> list[str]:
         raise BenchError(str(exc)) from None
 
 
+def _trains_alone(args: argparse.Namespace, cfg, data, model) -> str | None:
+    """Why a grid would not step ``cfg``'s seeds together as --stack-seeds or --seeds-together
+    asks (dropout, an unknown layer), or None.  The CPU cost rule is left out: perf re-checks it."""
+    if args.stack_seeds:
+        from ..fast.stacked_training import refusal
+
+        reason = refusal(cfg.arch, data.in_channels, len(data.classes), data.image_size)
+        return None if reason is None else f"not stacked: {reason}"
+    from ..fast.seed_group import group_refusal
+
+    reason = group_refusal(model)
+    return None if reason is None else f"not in a seed group: {reason}"
+
+
 def main(args: argparse.Namespace, console: Console) -> int:
     import torch
 
@@ -154,7 +168,12 @@ def main(args: argparse.Namespace, console: Console) -> int:
                 max(blocks[k], key=lambda b: b[0] / b[1]) for k in ("recipe", "native"))
             training = native.training
             machine_step_mode = training.step_mode
-            if args.seeds_together or args.stack_seeds:
+            alone = _trains_alone(args, cfg, data, training.model) if together > 1 else None
+            if alone is not None:
+                # What a grid does with these seeds: one run after another, each at the per-run pace.
+                console.print(f"  {arch}: a grid trains its seeds alone, {alone}", soft_wrap=True)
+                machine_images, machine_seconds = native_images, native_seconds
+            elif args.seeds_together or args.stack_seeds:
                 group = (StackedSession(cfg, data, together) if args.stack_seeds
                          else SeedGroupSession(cfg, data, together))
                 machine_step_mode = group.step_mode

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements behind stacked seeds (issue 18, docs/performance.md) as one script, so a
+# The GPU measurements behind stacked seeds (docs/performance.md) as one script, so a
 # lent GPU's few minutes go to measuring, not typing.  From the repository root:
 #
 #   CNNBENCH_DATA=/path/to/data OUT=/some/dir benchmarks/gpu_stacked.sh

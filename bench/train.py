@@ -60,7 +60,7 @@ class PlainPolicy:
     def prepare(self, model: nn.Module, memory_format: torch.memory_format) -> None:
         pass
 
-    def graph(self, optimizers: list[torch.optim.Optimizer]) -> None:
+    def graph(self, optimizers: list[torch.optim.Optimizer], stacked_runs: int = 0) -> None:
         return None
 
 

@@ -17,6 +17,9 @@ from .run import non_negative_int, positive_int
 if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
+    from torch import nn
+
+    from ..datasets.prepared import PreparedData
     from rich.table import Table
 
 NAME = "perf"
@@ -83,7 +86,7 @@ def _archs(selector: str) -> list[str]:
         raise BenchError(str(exc)) from None
 
 
-def _trains_alone(args: argparse.Namespace, cfg, data, model) -> str | None:
+def _trains_alone(args: argparse.Namespace, cfg: RunConfig, data: PreparedData, model: nn.Module) -> str | None:
     """Why a grid would not step ``cfg``'s seeds together as --stack-seeds or --seeds-together
     asks (dropout, an unknown layer), or None.  The CPU cost rule is left out: perf re-checks it."""
     if args.stack_seeds:

@@ -76,11 +76,12 @@ class Speedups:
         if self.device.type == "cuda":
             use_broadcast_avg_pool(model)
 
-    def graph(self, optimizers: list[torch.optim.Optimizer]) -> GraphedSteps | None:
-        """Replayed CUDA-graph steps for a run with these optimizers, or None to step eagerly."""
+    def graph(self, optimizers: list[torch.optim.Optimizer], stacked_runs: int = 0) -> GraphedSteps | None:
+        """Replayed CUDA-graph steps for a run with these optimizers (or a stack of
+        ``stacked_runs`` seeds with one), or None to step eagerly."""
         if graph_refusal(self.cfg) is not None:
             return None
-        return GraphedSteps(optimizers, self.cfg.batch_size, self.device)
+        return GraphedSteps(optimizers, self.cfg.batch_size, self.device, stacked_runs)
 
 
 def speedups(cfg: RunConfig) -> Speedups:

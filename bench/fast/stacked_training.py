@@ -40,7 +40,6 @@ from ..train import (
     train_together,
     use_tf32,
 )
-from .cuda_graph import GraphedSteps, graph_refusal
 from .policy import speedups
 from .stacked import STACKED, stack_models, stack_refusal, unstack_into
 
@@ -120,8 +119,7 @@ class StackSteps:
         self.scheduler = make_scheduler(cfg, self.optimizer)
         # On CUDA a stack's full batches replay one captured step, as a solo run's do: eager,
         # a step's hundred launches, not the GPU, would set the pace (docs/performance.md).
-        self.graphed = (GraphedSteps([self.optimizer], cfg.batch_size, torch.device(cfg.device), self.runs)
-                        if graph_refusal(cfg) is None else None)
+        self.graphed = policy.graph([self.optimizer], stacked_runs=self.runs)
 
     def batch(self, data: PreparedData, split: Split, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(runs, b) indices -> the runs' images side by side, (b, runs*C, H, W), and (runs, b) labels."""

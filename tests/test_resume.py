@@ -30,7 +30,9 @@ from bench.datasets import prepare_data
 from bench.train import train_run
 from conftest import run_cli, run_cli_process, start_cli
 
-GRID = ["--archs", "lenet", "--dataset", "digits", "--seed-list", "0,1", "--epochs", "3",
+# 6 epochs: a kill test has the second run's epochs 2..6 to land in, time enough for a loaded
+# machine's poll to see the first record and signal before the grid ends.
+GRID = ["--archs", "lenet", "--dataset", "digits", "--seed-list", "0,1", "--epochs", "6",
         "--workers", "1", "--no-report"]
 RUNS = 2
 # Columns that differ between any two invocations (times, the machine), as bench.schema declares them.

@@ -209,7 +209,8 @@ def test_interrupt_cancels_outstanding_tasks(tmp_path, ray_instance):
 
     thread = threading.Thread(target=interrupt_after_first_record, daemon=True)
     thread.start()
-    status = run_cli(*grid_args(out, "--executor", "ray", "--epochs", "3", archs="lenet", seeds="4"))
+    # 6 epochs: the interrupt has the second pair of runs' whole length to land in before all 4 end.
+    status = run_cli(*grid_args(out, "--executor", "ray", "--epochs", "6", archs="lenet", seeds="4"))
     thread.join(timeout=5)
     assert status == 130
     assert 1 <= len(list(out.glob("runs/*/record.json"))) < 4

@@ -1,15 +1,15 @@
 """Chaos: SIGKILL workers and drivers at seeded random moments; nothing is lost or doubled.
 
 A small grid on the embedded digits runs while a seeded schedule SIGKILLs worker processes
-(what the OOM killer does) and drivers, each at a seeded random moment within two epochs (timed
-on this machine) after the grid last moved (wrote a checkpoint or a record), re-running a driver
-after each kill, until the grid ends.  The final tables must equal those of an uninterrupted grid bit for bit (metrics; not
-timings or environment), with no duplicate rows, no temporary file, no checkpoint and no
-lock left.  The second test does the same with two drivers writing to one folder at once.
+(what the OOM killer does) and drivers, each at a seeded random moment within two epochs
+(timed on this machine) after the grid last moved (wrote a checkpoint or a record),
+re-running a driver after each kill, until the grid ends.  The final tables must equal those
+of an uninterrupted grid bit for bit (metrics; not timings or environment), with no
+duplicate rows, no temporary file, no checkpoint and no lock left.  The second test does the
+same with two drivers writing to one folder at once.
 
-Each test prints its figures (kills delivered, runs retried, runs finished when the last kill
-landed, what the user saw): run with
-``-s`` to read them.
+Each test prints its figures (kills delivered, runs retried, runs finished when the schedule
+ended, what the user saw): run with ``-s`` to read them.
 """
 
 from __future__ import annotations

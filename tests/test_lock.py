@@ -17,7 +17,7 @@ import pytest
 
 from bench.errors import BenchError
 from bench.lock import LOCK_FILE, OutputLock, read_holder
-from conftest import PYTHON, ROOT, cli_env, run_cli, run_cli_process, start_cli
+from conftest import PYTHON, ROOT, cli_env, run_cli, start_cli
 
 HOLD = """
 import sys

@@ -241,7 +241,7 @@ def test_killed_workers_and_drivers_lose_nothing(tmp_path, reference, pace):
     chaos.schedule_ended()
     chaos.finish_grid([driver])
     chaos.report("one writer", reference)
-    assert chaos.kills["worker"] + chaos.kills["driver"] >= 5 and chaos.kills["driver"] >= 2
+    assert chaos.kills["worker"] >= 3 and chaos.kills["driver"] >= 2  # the whole schedule
     assert_whole(chaos.out, reference)
     assert chaos.retried() >= 1
 

@@ -17,10 +17,10 @@ from .run import non_negative_int, positive_int
 if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
+    from rich.table import Table
     from torch import nn
 
     from ..datasets.prepared import PreparedData
-    from rich.table import Table
 
 NAME = "perf"
 DESCRIPTION = """Measure training speed: the tutorial recipe (torchvision MNIST + ToTensor/Normalize +

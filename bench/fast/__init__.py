@@ -12,6 +12,8 @@ recorded part of the run's config; without this package (``PlainPolicy`` from
 - ``max_pool`` / ``avg_pool`` / ``pool_swap``: 2x2 pools with cheaper kernels, aten's bits.
 - ``cuda_graph``: a CUDA run's full batches replay one captured graph.
 - ``seed_group``: runs that differ only in seed, one graph with a branch per run.
+- ``stacked`` / ``stacked_training``: seeds stacked into one wide network (``--stack-seeds``).
+- ``input_conv_pool``: a CPU stack's first convolution and max-pool, with their own weight gradient.
 
 docs/performance.md has the measurements behind each choice.
 """

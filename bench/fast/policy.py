@@ -76,6 +76,14 @@ class Speedups:
         if self.device.type == "cuda":
             use_broadcast_avg_pool(model)
 
+    def prepare_stack(self, model: nn.Module, memory_format: torch.memory_format) -> None:
+        """``prepare`` for a stack of seeds, which may also sum in orders no solo run does."""
+        self.prepare(model, memory_format)
+        if self.device.type == "cpu" and memory_format == torch.channels_last and not self.cfg.compile:
+            from .input_conv_pool import use_input_conv_max_pool  # numba: imported only where used
+
+            use_input_conv_max_pool(model)
+
     def graph(self, optimizers: list[torch.optim.Optimizer], stacked_runs: int = 0) -> GraphedSteps | None:
         """Replayed CUDA-graph steps for a run with these optimizers (or a stack of
         ``stacked_runs`` seeds with one), or None to step eagerly."""

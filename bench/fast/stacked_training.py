@@ -113,7 +113,7 @@ class StackSteps:
         stacked = stack_models(models)
         self.memory_format = policy.memory_format(stacked)
         self.model: nn.Module = stacked.to(device=cfg.device, memory_format=self.memory_format)
-        policy.prepare(self.model, self.memory_format)
+        policy.prepare_stack(self.model, self.memory_format)
         self.forward = torch.compile(self.model) if cfg.compile else self.model
         self.optimizer = make_optimizer(cfg, self.model.parameters(), policy.optimizer_options)
         self.scheduler = make_scheduler(cfg, self.optimizer)

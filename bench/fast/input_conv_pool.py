@@ -1,0 +1,218 @@
+"""A stack's first 5x5 convolution and its 2x2 max-pool, with a weight gradient of their own.
+
+Why: in a CPU stack of LeNet-style runs the first layer is a grouped convolution with one
+input channel and six output channels per run.  oneDNN pads each group's channels to
+blocks of 16, so its weight gradient spends most of its arithmetic on padding, and it first
+needs the max-pool's full-size input gradient, three quarters zeros.  Here the weight and
+bias gradients come straight from the pooled gradient and the max-pool's one-byte codes:
+laid out channel by channel, and the input split into its four 2x2 phases, each of a
+channel's 25 taps is a long dot product over the pooled positions, which LLVM turns into
+16-wide multiply-adds.  The layer's input needs no gradient (it is the data), so none is
+computed.
+
+Only a stack takes this path (``Speedups.prepare_stack``): it sums in another order than
+oneDNN, which a stack's runs already do, and it is deterministic, so ``verify`` still
+retrains a stack bit for bit.  ``tests/test_input_conv_pool.py`` compares its gradients with
+oneDNN's, and ``tests/test_stacked.py`` steps every registered network's stack against its
+runs alone.  Anything else (an input that needs a gradient, autocast, another kernel size,
+no grad mode) runs the convolution and ``ChannelsLastMaxPool2x2`` as before.
+"""
+
+from __future__ import annotations
+
+import llvmlite.binding as llvm
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numba import njit
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from .max_pool import ChannelsLastMaxPool2x2, _forward_nhwc, _nhwc
+
+KERNEL = 5
+CHANNELS_AT_ONCE = 3  # a run's channels are taken three at a time: they share the input's loads
+CHUNK = 1024  # pooled positions per pass: a chunk's gradients and input phases stay in L1
+
+_MAPS = "float32[:, :, :, ::1]"
+
+
+@njit(f"void({_MAPS}, uint8[:, :, :, ::1], float32[:, ::1], uint8[:, ::1], float64[::1], int64, int64)",
+      nogil=True, cache=True)
+def _by_channel(grad_out, code, grad, grad_code, bias_grad, cols, per_image):  # pragma: no cover - compiled
+    """NHWC pooled gradient and codes -> (C, images * per_image), rows ``cols`` apart; sums the bias gradient."""
+    n_images, height, width, channels = grad_out.shape
+    for n in range(n_images):
+        for i in range(height):
+            at = n * per_image + i * cols
+            for j in range(width):
+                for c in range(channels):
+                    v = grad_out[n, i, j, c]
+                    grad[c, at + j] = v
+                    grad_code[c, at + j] = code[n, i, j, c]
+                    bias_grad[c] += v
+
+
+@njit(f"void({_MAPS}, int64, float32[:, :, :, ::1], int64, int64)", nogil=True, cache=True)
+def _phases(x, pad, phases, cols, per_image):  # pragma: no cover - compiled
+    """NHWC input (one channel per run) -> (runs, 2, 2, ...): phase (p, q) holds x[2u + p - pad, 2v + q - pad]."""
+    n_images, height, width, runs = x.shape
+    for n in range(n_images):
+        for h in range(height):
+            u, p = divmod(h + pad, 2)
+            for w in range(width):
+                v, q = divmod(w + pad, 2)
+                at = n * per_image + u * cols + v
+                for r in range(runs):
+                    phases[r, p, q, at] = x[n, h, w, r]
+
+
+# LLVM's cost model prefers 8-wide vectors on AVX-512 cores; the dot products below run
+# 1.25x faster 16 wide.  The option is LLVM's, so it is set only while this kernel compiles.
+llvm.set_option("", "-force-vector-width=16")
+try:
+    @njit("void(float32[:, ::1], uint8[:, ::1], float32[:, :, :, ::1], float32[:, :, :, ::1], int64, int64)",
+          fastmath=True, nogil=True, cache=True)
+    def _weight_grad(grad, grad_code, phases, out, cols, length):  # pragma: no cover - compiled; tests check it
+        """out[c, 0, ky, kx] = sum over pooled positions of the gradient, where the window's
+        winner (a, b) is, times the input at (2i + a + ky, 2j + b + kx)."""
+        channels = grad.shape[0]
+        per_run = channels // phases.shape[0]
+        zero = np.float32(0.0)
+        for c in range(0, channels, 3):
+            r = c // per_run
+            for t0 in range(0, length, CHUNK):
+                n = min(CHUNK, length - t0)
+                g0, g1, g2 = grad[c, t0:], grad[c + 1, t0:], grad[c + 2, t0:]
+                k0, k1, k2 = grad_code[c, t0:], grad_code[c + 1, t0:], grad_code[c + 2, t0:]
+                for a in range(2):
+                    for b in range(2):
+                        won = np.uint8(2 * a + b)
+                        for ky in range(5):
+                            base = t0 + ((a + ky) // 2) * cols
+                            even, odd = phases[r, (a + ky) % 2, b % 2], phases[r, (a + ky) % 2, (b + 1) % 2]
+                            z0, z1, z2 = even[base + b // 2:], odd[base + (b + 1) // 2:], even[base + (b + 2) // 2:]
+                            z3, z4 = odd[base + (b + 3) // 2:], even[base + (b + 4) // 2:]
+                            a0 = a1 = a2 = a3 = a4 = zero
+                            b0 = b1 = b2 = b3 = b4 = zero
+                            e0 = e1 = e2 = e3 = e4 = zero
+                            for t in range(n):
+                                u = g0[t] if k0[t] == won else zero
+                                v = g1[t] if k1[t] == won else zero
+                                w = g2[t] if k2[t] == won else zero
+                                x0, x1, x2, x3, x4 = z0[t], z1[t], z2[t], z3[t], z4[t]
+                                a0 += u * x0; a1 += u * x1; a2 += u * x2; a3 += u * x3; a4 += u * x4  # noqa: E702
+                                b0 += v * x0; b1 += v * x1; b2 += v * x2; b3 += v * x3; b4 += v * x4  # noqa: E702
+                                e0 += w * x0; e1 += w * x1; e2 += w * x2; e3 += w * x3; e4 += w * x4  # noqa: E702
+                            for k, total in enumerate((a0, a1, a2, a3, a4)):
+                                out[c, 0, ky, k] += total
+                            for k, total in enumerate((b0, b1, b2, b3, b4)):
+                                out[c + 1, 0, ky, k] += total
+                            for k, total in enumerate((e0, e1, e2, e3, e4)):
+                                out[c + 2, 0, ky, k] += total
+finally:
+    llvm.set_option("", "-force-vector-width=0")  # LLVM's default: its cost model decides
+
+
+def _row(length: int, itemsize: int) -> int:
+    """A row of at least ``length`` items spanning an odd number of 64-byte cache lines: rows a
+    power of two apart would fall in the same cache sets (2.6 ms instead of 0.26 for LeNet-5's)."""
+    per_line = 64 // itemsize
+    lines = -(-length // per_line)
+    return (lines | 1) * per_line
+
+
+class _Workspace:
+    """Buffers kept between steps: their padding is written once, as zeros, and stays so."""
+
+    def __init__(self) -> None:
+        self.buffers: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def get(self, channels: int, runs: int, length: int, slack: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        key = (channels, runs, length)
+        if key not in self.buffers:
+            self.buffers[key] = (np.zeros((channels, _row(length, 4)), np.float32),
+                                 np.zeros((channels, _row(length, 1)), np.uint8),
+                                 np.zeros((runs, 2, 2, _row(length + slack, 4)), np.float32))
+        return self.buffers[key]
+
+
+class _InputConvMaxPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, padding: int, workspace: _Workspace):
+        y = F.conv2d(x, weight, bias, padding=padding, groups=x.shape[1])
+        y = y.contiguous(memory_format=torch.channels_last)
+        n, c, h, w = y.shape
+        out = torch.empty((n, c, h // 2, w // 2), memory_format=torch.channels_last)
+        code = torch.empty((n, h // 2, w // 2, c), dtype=torch.uint8)
+        _forward_nhwc(_nhwc(y), _nhwc(out), code.numpy())
+        ctx.save_for_backward(x, code)
+        ctx.padding, ctx.workspace, ctx.has_bias = padding, workspace, bias is not None
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        x, code = ctx.saved_tensors
+        grad_out = grad_out.contiguous(memory_format=torch.channels_last)
+        n, channels, _, _ = grad_out.shape
+        runs = x.shape[1]
+        rows, cols = (x.shape[2] + 2 * ctx.padding) // 2, (x.shape[3] + 2 * ctx.padding) // 2
+        per_image = rows * cols
+        # the last chunk's taps read up to two rows and two columns past its positions
+        grad, grad_code, phases = ctx.workspace.get(channels, runs, n * per_image, 2 * cols + 3)
+        bias_grad = np.zeros(channels, np.float64)
+        _by_channel(_nhwc(grad_out), code.numpy(), grad, grad_code, bias_grad, cols, per_image)
+        _phases(_nhwc(x), ctx.padding, phases, cols, per_image)
+        weight_grad = np.zeros((channels, 1, KERNEL, KERNEL), np.float32)
+        _weight_grad(grad, grad_code, phases, weight_grad, cols, n * per_image)
+        bias_grad = torch.from_numpy(bias_grad.astype(np.float32)) if ctx.has_bias else None
+        return None, torch.from_numpy(weight_grad), bias_grad, None, None
+
+
+class InputConvMaxPool(nn.Conv2d):
+    """A stack's first convolution (one input channel per run, 5x5, stride 1) and the 2x2
+    max-pool after it, as one layer with the convolution's parameters."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                         conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode,
+                         device=conv.weight.device)
+        self.weight, self.bias = conv.weight, conv.bias  # the same parameters, under the same names
+        self.pool = ChannelsLastMaxPool2x2()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = self.padding[0]
+        if (torch.is_grad_enabled() and not x.requires_grad and self.weight.requires_grad
+                and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
+                and not torch.is_autocast_enabled("cpu")
+                and (x.shape[2] + 2 * pad) % 2 == 0 and (x.shape[3] + 2 * pad) % 2 == 0
+                and x.shape[2] + 2 * pad > KERNEL and x.shape[3] + 2 * pad > KERNEL
+                and x.is_contiguous(memory_format=torch.channels_last)):
+            return _InputConvMaxPool.apply(x, self.weight, self.bias, pad, self._workspace)
+        return self.pool(super().forward(x))
+
+    @property
+    def _workspace(self) -> _Workspace:
+        if "_buffers_between_steps" not in self.__dict__:
+            self.__dict__["_buffers_between_steps"] = _Workspace()
+        return self.__dict__["_buffers_between_steps"]
+
+
+def fits(conv: nn.Module) -> bool:
+    """``conv`` is a stack's first-layer convolution this layer computes."""
+    return (type(conv) is nn.Conv2d and conv.kernel_size == (KERNEL, KERNEL) and conv.stride == (1, 1)
+            and conv.dilation == (1, 1) and conv.padding_mode == "zeros" and isinstance(conv.padding, tuple)
+            and conv.padding[0] == conv.padding[1] and conv.in_channels == conv.groups
+            and (conv.out_channels // conv.groups) % CHANNELS_AT_ONCE == 0)
+
+
+def use_input_conv_max_pool(model: nn.Module) -> int:
+    """Fuse every ``Conv2d, ChannelsLastMaxPool2x2`` pair of a ``nn.Sequential`` that fits; returns how many."""
+    fused = 0
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(len(seq) - 1):
+            if fits(seq[i]) and type(seq[i + 1]) is ChannelsLastMaxPool2x2:
+                seq[i], seq[i + 1] = InputConvMaxPool(seq[i]), nn.Identity()
+                fused += 1
+    return fused

@@ -67,8 +67,8 @@ def _phases(x, pad, phases, cols, per_image):  # pragma: no cover - compiled
                     phases[r, p, q, at] = x[n, h, w, r]
 
 
-# LLVM's cost model prefers 8-wide vectors on AVX-512 cores; the dot products below run
-# 1.25x faster 16 wide.  The option is LLVM's, so it is set only while this kernel compiles.
+# LLVM's cost model picks 8-wide vectors on AVX-512 cores; these dot products run faster 16
+# wide (docs/performance.md).  The option is LLVM's, so it is set only while this kernel compiles.
 llvm.set_option("", "-force-vector-width=16")
 try:
     @njit("void(float32[:, ::1], uint8[:, ::1], float32[:, :, :, ::1], float32[:, :, :, ::1], int64, int64)",
@@ -116,7 +116,7 @@ finally:
 
 def _row(length: int, itemsize: int) -> int:
     """A row of at least ``length`` items spanning an odd number of 64-byte cache lines: rows a
-    power of two apart would fall in the same cache sets (2.6 ms instead of 0.26 for LeNet-5's)."""
+    power of two apart would all fall in the same cache sets (docs/performance.md)."""
     per_line = 64 // itemsize
     lines = -(-length // per_line)
     return (lines | 1) * per_line

@@ -80,9 +80,11 @@ class Speedups:
         """``prepare`` for a stack of seeds, which may also sum in orders no solo run does."""
         self.prepare(model, memory_format)
         if self.device.type == "cpu" and memory_format == torch.channels_last and not self.cfg.compile:
-            from .input_conv_pool import use_input_conv_max_pool  # numba: imported only where used
+            from .conv_pool import use_conv_max_pool  # numba: imported only where used
+            from .input_conv_pool import use_input_conv_max_pool
 
-            use_input_conv_max_pool(model)
+            use_input_conv_max_pool(model)  # the first layer: its input needs no gradient
+            use_conv_max_pool(model)
 
     def graph(self, optimizers: list[torch.optim.Optimizer], stacked_runs: int = 0) -> GraphedSteps | None:
         """Replayed CUDA-graph steps for a run with these optimizers (or a stack of

@@ -1,21 +1,23 @@
-"""A stack's first 5x5 convolution and its 2x2 max-pool, with a weight gradient of their own.
+"""A stack's first 5x5 convolution and its 2x2 max-pool, computed by kernels of their own.
 
 Why: in a CPU stack of LeNet-style runs the first layer is a grouped convolution with one
 input channel and six output channels per run.  oneDNN pads each group's channels to
 blocks of 16, so its weight gradient spends most of its arithmetic on padding, and it first
-needs the max-pool's full-size input gradient, three quarters zeros.  Here the weight and
-bias gradients come straight from the pooled gradient and the max-pool's one-byte codes:
-laid out channel by channel, and the input split into its four 2x2 phases, each of a
-channel's 25 taps is a long dot product over the pooled positions, which LLVM turns into
-16-wide multiply-adds.  The layer's input needs no gradient (it is the data), so none is
-computed.
+needs the max-pool's full-size input gradient, three quarters zeros; its forward writes the
+full-size map the pool then reads.  Here the input is split into its four 2x2 phases, so
+each of a channel's 25 taps, for each of the four positions of a pooling window, is a long
+row over the pooled positions, which LLVM turns into 16-wide multiply-adds.  The forward
+sums the four positions' convolutions side by side and keeps their maximum and a one-byte
+code of which won (aten's rule), channel by channel; the weight and bias gradients come
+straight from the pooled gradient and those codes.  The layer's input needs no gradient (it
+is the data), so none is computed.
 
 Only a stack takes this path (``Speedups.prepare_stack``): it sums in another order than
 oneDNN, which a stack's runs already do, and it is deterministic, so ``verify`` still
-retrains a stack bit for bit.  ``tests/test_input_conv_pool.py`` compares its gradients with
-oneDNN's, and ``tests/test_stacked.py`` steps every registered network's stack against its
-runs alone.  Anything else (an input that needs a gradient, autocast, another kernel size,
-no grad mode) runs the convolution and ``ChannelsLastMaxPool2x2`` as before.
+retrains a stack bit for bit.  ``tests/test_input_conv_pool.py`` compares its output and
+gradients with oneDNN's, and ``tests/test_stacked.py`` steps every registered network's stack
+against its runs alone.  Anything else (an input that needs a gradient, autocast, another
+kernel size, no grad mode) runs the convolution and ``ChannelsLastMaxPool2x2`` as before.
 """
 
 from __future__ import annotations
@@ -23,12 +25,11 @@ from __future__ import annotations
 import llvmlite.binding as llvm
 import numpy as np
 import torch
-import torch.nn.functional as F
 from numba import njit
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .max_pool import ChannelsLastMaxPool2x2, _forward_nhwc, _nhwc
+from .max_pool import ChannelsLastMaxPool2x2, _nhwc
 
 KERNEL = 5
 CHANNELS_AT_ONCE = 3  # a run's channels are taken three at a time: they share the input's loads
@@ -37,10 +38,9 @@ CHUNK = 1024  # pooled positions per pass: a chunk's gradients and input phases 
 _MAPS = "float32[:, :, :, ::1]"
 
 
-@njit(f"void({_MAPS}, uint8[:, :, :, ::1], float32[:, ::1], uint8[:, ::1], float64[::1], int64, int64)",
-      nogil=True, cache=True)
-def _by_channel(grad_out, code, grad, grad_code, bias_grad, cols, per_image):  # pragma: no cover - compiled
-    """NHWC pooled gradient and codes -> (C, images * per_image), rows ``cols`` apart; sums the bias gradient."""
+@njit(f"void({_MAPS}, float32[:, ::1], float64[::1], int64, int64)", nogil=True, cache=True)
+def _by_channel(grad_out, grad, bias_grad, cols, per_image):  # pragma: no cover - compiled
+    """NHWC pooled gradient -> (C, images * per_image), rows ``cols`` apart; sums the bias gradient."""
     n_images, height, width, channels = grad_out.shape
     for n in range(n_images):
         for i in range(height):
@@ -49,7 +49,6 @@ def _by_channel(grad_out, code, grad, grad_code, bias_grad, cols, per_image):  #
                 for c in range(channels):
                     v = grad_out[n, i, j, c]
                     grad[c, at + j] = v
-                    grad_code[c, at + j] = code[n, i, j, c]
                     bias_grad[c] += v
 
 
@@ -70,6 +69,45 @@ def _phases(x: torch.Tensor, pad: int, phases: np.ndarray, cols: int, per_image:
 # wide (docs/performance.md).  The option is LLVM's, so it is set only while this kernel compiles.
 llvm.set_option("", "-force-vector-width=16")
 try:
+    @njit("void(float32[:, :, :, ::1], float32[:, :, :, ::1], float32[::1], float32[:, ::1], uint8[:, ::1], "
+          "float32[:, ::1], int64, int64)", fastmath={"contract"}, nogil=True, cache=True)  # NaN still wins
+    def _forward(phases, weight, bias, out, code, sums, cols, length):  # pragma: no cover - compiled; tests check it
+        """out[c, t] = the largest of the four window positions' convolutions + bias at pooled
+        position t, code[c, t] which (2a + b; aten's rule: the first maximum, or the last NaN)."""
+        channels = weight.shape[0]
+        per_run = channels // phases.shape[0]
+        for c in range(0, channels, 3):
+            r = c // per_run
+            for t0 in range(0, length, CHUNK):
+                n = min(CHUNK, length - t0)
+                for a in range(2):
+                    for b in range(2):
+                        s0, s1, s2 = sums[2 * a + b], sums[4 + 2 * a + b], sums[8 + 2 * a + b]
+                        s0[:n], s1[:n], s2[:n] = bias[c], bias[c + 1], bias[c + 2]
+                        for ky in range(5):
+                            u0, u1, u2, u3, u4 = weight[c, 0, ky]
+                            v0, v1, v2, v3, v4 = weight[c + 1, 0, ky]
+                            e0, e1, e2, e3, e4 = weight[c + 2, 0, ky]
+                            base = t0 + ((a + ky) // 2) * cols
+                            even, odd = phases[r, (a + ky) % 2, b % 2], phases[r, (a + ky) % 2, (b + 1) % 2]
+                            z0, z1, z2 = even[base + b // 2:], odd[base + (b + 1) // 2:], even[base + (b + 2) // 2:]
+                            z3, z4 = odd[base + (b + 3) // 2:], even[base + (b + 4) // 2:]
+                            for t in range(n):
+                                x0, x1, x2, x3, x4 = z0[t], z1[t], z2[t], z3[t], z4[t]
+                                s0[t] += u0 * x0 + u1 * x1 + u2 * x2 + u3 * x3 + u4 * x4
+                                s1[t] += v0 * x0 + v1 * x1 + v2 * x2 + v3 * x3 + v4 * x4
+                                s2[t] += e0 * x0 + e1 * x1 + e2 * x2 + e3 * x3 + e4 * x4
+                for k in range(3):
+                    q0, q1, q2, q3 = sums[k * 4], sums[k * 4 + 1], sums[k * 4 + 2], sums[k * 4 + 3]
+                    best_of, won_of = out[c + k, t0:], code[c + k, t0:]
+                    for t in range(n):
+                        best, won = q0[t], 0
+                        for position, v in ((1, q1[t]), (2, q2[t]), (3, q3[t])):
+                            take = (v > best) | (v != v)
+                            best = v if take else best
+                            won = position if take else won
+                        best_of[t], won_of[t] = best, won
+
     @njit("void(float32[:, ::1], uint8[:, ::1], float32[:, :, :, ::1], float32[:, :, :, ::1], int64, int64)",
           fastmath=True, nogil=True, cache=True)
     def _weight_grad(grad, grad_code, phases, out, cols, length):  # pragma: no cover - compiled; tests check it
@@ -125,46 +163,49 @@ class _Workspace:
     """Buffers kept between steps: their padding is written once, as zeros, and stays so."""
 
     def __init__(self) -> None:
-        self.buffers: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.buffers: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
-    def get(self, channels: int, runs: int, length: int, slack: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        key = (channels, runs, length)
-        if key not in self.buffers:
-            self.buffers[key] = (np.zeros((channels, _row(length, 4)), np.float32),
-                                 np.zeros((channels, _row(length, 1)), np.uint8),
-                                 np.zeros((runs, 2, 2, _row(length + slack, 4)), np.float32))
-        return self.buffers[key]
+    def get(self, channels: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """The gradient laid out by channel, and the forward's sums of one chunk."""
+        if (channels, length) not in self.buffers:
+            self.buffers[channels, length] = (np.zeros((channels, _row(length, 4)), np.float32),
+                                              np.zeros((12, CHUNK), np.float32))
+        return self.buffers[channels, length]
 
 
 class _InputConvMaxPool(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, padding: int, workspace: _Workspace):
-        y = F.conv2d(x, weight, bias, padding=padding, groups=x.shape[1])
-        y = y.contiguous(memory_format=torch.channels_last)
-        n, c, h, w = y.shape
-        out = torch.empty((n, c, h // 2, w // 2), memory_format=torch.channels_last)
-        code = torch.empty((n, h // 2, w // 2, c), dtype=torch.uint8)
-        _forward_nhwc(_nhwc(y), _nhwc(out), code.numpy())
-        ctx.save_for_backward(x, code)
-        ctx.padding, ctx.workspace, ctx.has_bias = padding, workspace, bias is not None
+        n, runs, height, width = x.shape
+        channels = weight.shape[0]
+        rows, cols = (height + 2 * padding) // 2, (width + 2 * padding) // 2
+        per_image, length = rows * cols, n * rows * cols
+        # phase rows for every pooled position, and two rows and columns past the last for its taps
+        phases = np.zeros((runs, 2, 2, _row(length + 2 * cols + 3, 4)), np.float32)
+        _phases(x, padding, phases, cols, per_image)
+        pooled = np.empty((channels, _row(length, 4)), np.float32)
+        code = np.empty((channels, _row(length, 1)), np.uint8)
+        ctx.has_bias = bias is not None
+        bias = bias.detach().numpy() if bias is not None else np.zeros(channels, np.float32)
+        sums = workspace.get(channels, length)[1]
+        _forward(phases, weight.detach().contiguous().numpy(), bias, pooled, code, sums, cols, length)
+        out = torch.empty((n, channels, rows - 2, cols - 2), memory_format=torch.channels_last)
+        by_channel = torch.from_numpy(pooled)[:, :length].view(channels, n, rows, cols)
+        out.copy_(by_channel[:, :, :rows - 2, :cols - 2].permute(1, 0, 2, 3))
+        ctx.phases, ctx.code, ctx.cols, ctx.per_image, ctx.workspace = phases, code, cols, per_image, workspace
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out):
-        x, code = ctx.saved_tensors
         grad_out = grad_out.contiguous(memory_format=torch.channels_last)
         n, channels, _, _ = grad_out.shape
-        runs = x.shape[1]
-        rows, cols = (x.shape[2] + 2 * ctx.padding) // 2, (x.shape[3] + 2 * ctx.padding) // 2
-        per_image = rows * cols
-        # the last chunk's taps read up to two rows and two columns past its positions
-        grad, grad_code, phases = ctx.workspace.get(channels, runs, n * per_image, 2 * cols + 3)
+        cols, per_image = ctx.cols, ctx.per_image
+        grad = ctx.workspace.get(channels, n * per_image)[0]
         bias_grad = np.zeros(channels, np.float64)
-        _by_channel(_nhwc(grad_out), code.numpy(), grad, grad_code, bias_grad, cols, per_image)
-        _phases(x.detach(), ctx.padding, phases, cols, per_image)
+        _by_channel(_nhwc(grad_out), grad, bias_grad, cols, per_image)
         weight_grad = np.zeros((channels, 1, KERNEL, KERNEL), np.float32)
-        _weight_grad(grad, grad_code, phases, weight_grad, cols, n * per_image)
+        _weight_grad(grad, ctx.code, ctx.phases, weight_grad, cols, n * per_image)
         bias_grad = torch.from_numpy(bias_grad.astype(np.float32)) if ctx.has_bias else None
         return None, torch.from_numpy(weight_grad), bias_grad, None, None
 

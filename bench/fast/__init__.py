@@ -13,8 +13,8 @@ recorded part of the run's config; without this package (``PlainPolicy`` from
 - ``cuda_graph``: a CUDA run's full batches replay one captured graph.
 - ``seed_group``: runs that differ only in seed, one graph with a branch per run.
 - ``stacked`` / ``stacked_training``: seeds stacked into one wide network (``--stack-seeds``).
-- ``input_conv_pool``: a CPU stack's first convolution and max-pool, with their own weight gradient.
-- ``conv_pool``: a CPU stack's second 5x5 convolution and max-pool, with a backward of their own
+- ``input_conv_pool``: a CPU stack's first convolution and max-pool, computed by kernels of their own.
+- ``conv_pool``: a CPU stack's second 5x5 convolution and max-pool, with a backward of their own.
 
 docs/performance.md has the measurements behind each choice.
 """

@@ -65,8 +65,8 @@ def _phases(x: torch.Tensor, pad: int, phases: np.ndarray, cols: int, per_image:
             into[:, :, u0:u0 + source.shape[2], v0:v0 + source.shape[3]].copy_(source)
 
 
-# LLVM's cost model picks 8-wide vectors on AVX-512 cores; these dot products run faster 16
-# wide (docs/performance.md).  The option is LLVM's, so it is set only while this kernel compiles.
+# LLVM's cost model picks 8-wide vectors on AVX-512 cores; these rows run faster 16 wide
+# (docs/performance.md).  The option is LLVM's, so it is set only while these kernels compile.
 llvm.set_option("", "-force-vector-width=16")
 try:
     @njit("void(float32[:, :, :, ::1], float32[:, :, :, ::1], float32[::1], float32[:, ::1], uint8[:, ::1], "
@@ -225,7 +225,7 @@ class InputConvMaxPool(nn.Conv2d):
         pad = self.padding[0]
         if (torch.is_grad_enabled() and not x.requires_grad and self.weight.requires_grad
                 and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
-                and not torch.is_autocast_enabled("cpu")
+                and self.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
                 and (x.shape[2] + 2 * pad) % 2 == 0 and (x.shape[3] + 2 * pad) % 2 == 0
                 and x.shape[2] + 2 * pad > KERNEL and x.shape[3] + 2 * pad > KERNEL
                 and x.is_contiguous(memory_format=torch.channels_last)):

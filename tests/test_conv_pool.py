@@ -17,6 +17,8 @@ from bench.config import RunConfig
 from bench.datasets import DataSearch, load_dataset, prepare_data
 from bench.fast import speedups
 from bench.fast.conv_pool import SLACK, ConvMaxPool, _from_blocks, _nhwc, _to_blocks, fits, use_conv_max_pool
+from bench.fast.fused_conv_pool import FusedConvMaxPool
+from bench.fast.input_conv_pool import InputConvMaxPool
 from bench.fast.max_pool import ChannelsLastMaxPool2x2
 from bench.fast.stacked_training import StackSteps
 from bench.train import build_training
@@ -158,14 +160,16 @@ def digits():
     return prepare_data(load_dataset("digits", DataSearch(download=False)), 0.1, "cpu")
 
 
-@pytest.mark.parametrize("arch", ["lenet-12", "lenet5", "lenet"])
-def test_a_cpu_stack_fuses_its_second_layer_and_a_solo_run_never(arch, digits):
+@pytest.mark.parametrize(("arch", "first", "second"), [("lenet-12", 1, 1), ("lenet5", 1, 1), ("lenet", 0, 1)])
+def test_a_cpu_stack_fuses_its_lenet_layers_and_a_solo_run_never(arch, first, second, digits):
+    """lenet's 3x3 first layer is not one ``InputConvMaxPool`` computes; every LeNet's second is."""
     cfgs = [RunConfig(arch=arch, dataset="digits", seed=s, stacked=True) for s in range(4)]
     with speedups(cfgs[0]).threads():
         steps = StackSteps(cfgs, digits)
         solo = build_training(cfgs[0].replace(stacked=False), digits).model
-    assert sum(isinstance(m, ConvMaxPool) for m in steps.model.modules()) == 1
-    assert not any(isinstance(m, ConvMaxPool) for m in solo.modules())
+    assert sum(isinstance(m, InputConvMaxPool) for m in steps.model.modules()) == first
+    assert sum(isinstance(m, ConvMaxPool) for m in steps.model.modules()) == second
+    assert not any(isinstance(m, FusedConvMaxPool) for m in solo.modules())
     # the stack's parameters keep the names each run's model has, which unstacking relies on
     plain = get_spec(arch).build(in_channels=1, num_classes=10, image_size=28)
     assert [n for n, _ in steps.model.body.named_parameters()] == [n for n, _ in plain.named_parameters()]

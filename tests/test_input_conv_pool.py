@@ -11,14 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from architectures import get_spec
-from bench.config import RunConfig
-from bench.datasets import DataSearch, load_dataset, prepare_data
-from bench.fast import speedups
 from bench.fast.input_conv_pool import InputConvMaxPool, _row, fits, use_input_conv_max_pool
 from bench.fast.max_pool import ChannelsLastMaxPool2x2
-from bench.fast.stacked_training import StackSteps
-from bench.train import build_training
 
 
 def layer_pair(runs: int, per_run: int, padding: int, bias: bool = True, seed: int = 0):
@@ -140,21 +134,3 @@ def test_rows_never_a_power_of_two_lines_apart():
         row = _row(length, itemsize)
         assert row >= length
         assert (row * itemsize) % 64 == 0 and (row * itemsize // 64) % 2 == 1
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return prepare_data(load_dataset("digits", DataSearch(download=False)), 0.1, "cpu")
-
-
-@pytest.mark.parametrize(("arch", "fused"), [("lenet-12", 1), ("lenet5", 1), ("lenet", 0)])
-def test_a_cpu_stack_fuses_its_first_layer_and_a_solo_run_never(arch, fused, digits):
-    cfgs = [RunConfig(arch=arch, dataset="digits", seed=s, stacked=True) for s in range(4)]
-    with speedups(cfgs[0]).threads():
-        steps = StackSteps(cfgs, digits)
-        solo = build_training(cfgs[0].replace(stacked=False), digits).model
-    assert sum(isinstance(m, InputConvMaxPool) for m in steps.model.modules()) == fused
-    assert not any(isinstance(m, InputConvMaxPool) for m in solo.modules())
-    # the stack's parameters keep the names each run's model has, which unstacking relies on
-    plain = get_spec(arch).build(in_channels=1, num_classes=10, image_size=28)
-    assert [n for n, _ in steps.model.body.named_parameters()] == [n for n, _ in plain.named_parameters()]

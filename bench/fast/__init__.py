@@ -15,6 +15,7 @@ recorded part of the run's config; without this package (``PlainPolicy`` from
 - ``stacked`` / ``stacked_training``: seeds stacked into one wide network (``--stack-seeds``).
 - ``input_conv_pool``: a CPU stack's first convolution and max-pool, computed by kernels of their own.
 - ``conv_pool``: a CPU stack's second 5x5 convolution and max-pool, with a backward of their own.
+- ``fused_conv_pool``: what those two fused layers share: the fallback, buffers, the fusing.
 
 docs/performance.md has the measurements behind each choice.
 """

@@ -32,7 +32,8 @@ from numba.np.arrayobj import make_array
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .max_pool import ChannelsLastMaxPool2x2, _forward_nhwc, _nhwc
+from .fused_conv_pool import FusedConvMaxPool, fuse
+from .max_pool import _forward_nhwc, _nhwc
 
 KERNEL = 5
 LANES = 16
@@ -269,31 +270,17 @@ class _ConvMaxPool(torch.autograd.Function):
         return grad_x, weight_grad, bias_grad, None, None
 
 
-class ConvMaxPool(nn.Conv2d):
+class ConvMaxPool(FusedConvMaxPool):
     """A stack's second convolution (5x5, stride 1) and the 2x2 max-pool after it, as one layer
     with the convolution's parameters."""
 
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                         conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode,
-                         device=conv.weight.device)
-        self.weight, self.bias = conv.weight, conv.bias  # the same parameters, under the same names
-        self.pool = ChannelsLastMaxPool2x2()
+    Workspace = _Workspace
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
-                and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
-                and self.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-                and x.shape[2] > KERNEL and x.shape[3] > KERNEL
-                and x.is_contiguous(memory_format=torch.channels_last)):
-            return _ConvMaxPool.apply(x, self.weight, self.bias, self.groups, self._workspace)
-        return self.pool(super().forward(x))
+    def takes(self, x: torch.Tensor) -> bool:
+        return (x.requires_grad or self.weight.requires_grad) and x.shape[2] > KERNEL and x.shape[3] > KERNEL
 
-    @property
-    def _workspace(self) -> _Workspace:
-        if "_buffers_between_steps" not in self.__dict__:
-            self.__dict__["_buffers_between_steps"] = _Workspace()
-        return self.__dict__["_buffers_between_steps"]
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        return _ConvMaxPool.apply(x, self.weight, self.bias, self.groups, self.workspace)
 
 
 def fits(conv: nn.Module) -> bool:
@@ -307,10 +294,4 @@ def fits(conv: nn.Module) -> bool:
 
 def use_conv_max_pool(model: nn.Module) -> int:
     """Fuse every ``Conv2d, ChannelsLastMaxPool2x2`` pair of a ``nn.Sequential`` that fits; returns how many."""
-    fused = 0
-    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
-        for i in range(len(seq) - 1):
-            if fits(seq[i]) and type(seq[i + 1]) is ChannelsLastMaxPool2x2:
-                seq[i], seq[i + 1] = ConvMaxPool(seq[i]), nn.Identity()
-                fused += 1
-    return fused
+    return fuse(model, fits, ConvMaxPool)

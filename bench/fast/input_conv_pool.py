@@ -29,7 +29,8 @@ from numba import njit
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .max_pool import ChannelsLastMaxPool2x2, _nhwc
+from .fused_conv_pool import FusedConvMaxPool, fuse
+from .max_pool import _nhwc
 
 KERNEL = 5
 CHANNELS_AT_ONCE = 3  # a run's channels are taken three at a time: they share the input's loads
@@ -210,33 +211,19 @@ class _InputConvMaxPool(torch.autograd.Function):
         return None, torch.from_numpy(weight_grad), bias_grad, None, None
 
 
-class InputConvMaxPool(nn.Conv2d):
+class InputConvMaxPool(FusedConvMaxPool):
     """A stack's first convolution (one input channel per run, 5x5, stride 1) and the 2x2
     max-pool after it, as one layer with the convolution's parameters."""
 
-    def __init__(self, conv: nn.Conv2d) -> None:
-        super().__init__(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                         conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode,
-                         device=conv.weight.device)
-        self.weight, self.bias = conv.weight, conv.bias  # the same parameters, under the same names
-        self.pool = ChannelsLastMaxPool2x2()
+    Workspace = _Workspace
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pad = self.padding[0]
-        if (torch.is_grad_enabled() and not x.requires_grad and self.weight.requires_grad
-                and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4
-                and self.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-                and (x.shape[2] + 2 * pad) % 2 == 0 and (x.shape[3] + 2 * pad) % 2 == 0
-                and x.shape[2] + 2 * pad > KERNEL and x.shape[3] + 2 * pad > KERNEL
-                and x.is_contiguous(memory_format=torch.channels_last)):
-            return _InputConvMaxPool.apply(x, self.weight, self.bias, pad, self._workspace)
-        return self.pool(super().forward(x))
+    def takes(self, x: torch.Tensor) -> bool:
+        height, width = x.shape[2] + 2 * self.padding[0], x.shape[3] + 2 * self.padding[0]
+        return (not x.requires_grad and self.weight.requires_grad and height % 2 == 0 and width % 2 == 0
+                and height > KERNEL and width > KERNEL)
 
-    @property
-    def _workspace(self) -> _Workspace:
-        if "_buffers_between_steps" not in self.__dict__:
-            self.__dict__["_buffers_between_steps"] = _Workspace()
-        return self.__dict__["_buffers_between_steps"]
+    def fused(self, x: torch.Tensor) -> torch.Tensor:
+        return _InputConvMaxPool.apply(x, self.weight, self.bias, self.padding[0], self.workspace)
 
 
 def fits(conv: nn.Module) -> bool:
@@ -249,10 +236,4 @@ def fits(conv: nn.Module) -> bool:
 
 def use_input_conv_max_pool(model: nn.Module) -> int:
     """Fuse every ``Conv2d, ChannelsLastMaxPool2x2`` pair of a ``nn.Sequential`` that fits; returns how many."""
-    fused = 0
-    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
-        for i in range(len(seq) - 1):
-            if fits(seq[i]) and type(seq[i + 1]) is ChannelsLastMaxPool2x2:
-                seq[i], seq[i + 1] = InputConvMaxPool(seq[i]), nn.Identity()
-                fused += 1
-    return fused
+    return fuse(model, fits, InputConvMaxPool)

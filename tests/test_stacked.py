@@ -197,7 +197,7 @@ def test_on_real_mnist_stacked_and_solo_accuracies_cannot_be_told_apart(mnist_di
     """Eight seeds, one epoch on 6,000 MNIST training images, 10,000 test images: paired by
     seed, the stacked runs' test accuracies and the solo runs' cannot be told apart (paired
     t-test, scipy.stats.ttest_rel).  They may also be equal: the stack sums in other orders
-    (grouped kernels, its first layer's own weight gradient), which need not move a prediction."""
+    (grouped kernels, its LeNet layers' own kernels), which need not move a prediction."""
     full = load_dataset("mnist", DataSearch(data_dir=mnist_dir, download=False))
     subset = dataclasses.replace(full, train=Split(full.train.images[:6000], full.train.labels[:6000]))
     data = prepare_data(subset, 0.1, "cpu")

@@ -144,8 +144,9 @@ def test_stacked_runs_pack_into_stacks_of_their_size():
 def test_a_stacked_grid_records_verifies_and_reports(tmp_path, capsys):
     out = tmp_path / "out"
     assert run_cli("--archs", "lenet-12,examples-net,dilated", "--dataset", "digits", "--seeds", "3", "--epochs", "2",
-                   "--workers", "1", "--stack-seeds", "2", "--out", str(out)) == 0
+                   "--workers", "1", "--stack-seeds", "2", "--checkpoint-every", "1", "--out", str(out)) == 0
     said = capsys.readouterr().out
+    assert "stacked runs save no checkpoints: an interrupted stack trains again from epoch 1" in said
     assert "examples-net trains alone, not stacked: dropout" in said
     assert "dilated trains alone, not stacked: on CPU its 3.6 training MFLOP per image" in said
     assert "lenet-12 trains alone" not in said

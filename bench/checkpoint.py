@@ -83,6 +83,11 @@ class Checkpointer:
     device: str = "cpu"
     resumed_from: int = 0  # the epoch a restored checkpoint had reached (0: fresh start)
     problems: list[str] = field(default_factory=list)
+    # A stacked run's seeds (``stacked_with``): its bits hold only in that stack, so it
+    # resumes only in that stack.
+    stack: str = ""
+    # The runs of a stack save at the same epochs: the first to ask decides for all.
+    shared_due: dict[int, bool] | None = field(default=None, repr=False)
     _saved_at: float | None = field(default=None, repr=False)  # last save (or the start), monotonic
     _epoch_at: float | None = field(default=None, repr=False)  # the previous epoch's end (or the start)
 
@@ -99,6 +104,8 @@ class Checkpointer:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
             if state.get("version") != CHECKPOINT_VERSION or state.get("run_id") != self.run_id:
                 raise ValueError("it belongs to another run or version")
+            if state.get("stack", "") != self.stack:
+                raise ValueError(f"it was saved in a stack of seeds {state.get('stack', '')!r}, not {self.stack!r}")
         except _UNREADABLE as exc:
             # A checkpoint only saves time; a damaged one must never cost the run.
             self.problems.append(f"ignored unreadable checkpoint {self.path}: {exc}")
@@ -133,6 +140,7 @@ class Checkpointer:
         atomic_torch_save(self.path, {
             "version": CHECKPOINT_VERSION,
             "run_id": self.run_id,
+            "stack": self.stack,
             "model": _cpu(model.state_dict()),
             "optimizer": _cpu(optimizer.state_dict()),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -149,6 +157,13 @@ class Checkpointer:
 
     def due(self, epoch: int) -> bool:
         """Whether to save after ``epoch``: each ``every`` epochs, or before ``seconds`` are at risk."""
+        if self.shared_due is not None:
+            if epoch not in self.shared_due:
+                self.shared_due[epoch] = self._due(epoch)
+            return self.shared_due[epoch]
+        return self._due(epoch)
+
+    def _due(self, epoch: int) -> bool:
         if self.plan.every > 0:
             return epoch % self.plan.every == 0
         if self.plan.seconds <= 0:

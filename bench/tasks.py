@@ -88,10 +88,11 @@ WorkUnit = RunTask | SeedGroupTask
 def pack_seed_groups(tasks: Sequence[RunTask], size: int, stack: int = 1) -> list[WorkUnit]:
     """Runs of one configuration but the seed, in groups of up to ``size``, in grid order.
 
-    Stacked runs (``--stack-seeds``) go in stacks of up to ``stack``.  Of the others only
-    CUDA runs whose steps are captured as a graph are grouped (elsewhere a group would step
-    its runs one after another, for nothing), and only runs with no checkpoint to resume
-    from: the runs of a group must start at the same epoch.
+    Stacked runs (``--stack-seeds``) go in stacks of up to ``stack``, checkpoints or not: a
+    stack resumes only as the stack that saved them.  Of the others only CUDA runs whose
+    steps are captured as a graph are grouped (elsewhere a group would step its runs one
+    after another, for nothing), and only runs with no checkpoint to resume from: the runs
+    of a group must start at the same epoch.
     """
     units: list[WorkUnit] = []
     open_groups: dict[RunConfig, list[RunTask]] = {}
@@ -100,7 +101,7 @@ def pack_seed_groups(tasks: Sequence[RunTask], size: int, stack: int = 1) -> lis
         # On CPU a stack trains in parts one after another: each part is a unit of its own,
         # so the parts of one stack spread over the workers.
         most = stack_part(cfg, stack) if cfg.stacked else size
-        if most < 2 or not (cfg.stacked or may_share_steps(cfg)) or _has_checkpoint(task):
+        if most < 2 or not (cfg.stacked or may_share_steps(cfg)) or (_has_checkpoint(task) and not cfg.stacked):
             units.append(task)
             continue
         group = open_groups.get(cfg.replace(seed=0))
@@ -136,7 +137,7 @@ def execute_group(group: SeedGroupTask, on_epoch: EpochCallback | None = None) -
         if tasks[0].config.stacked:
             from .fast.stacked_training import train_stack
 
-            return train_stack([t.config for t in tasks], data, on_epoch)
+            return train_stack([t.config for t in tasks], data, on_epoch, [t.checkpoint for t in tasks])
         checkpoints = [Checkpointer(t.checkpoint, t.config.run_id(), t.config.device) if t.checkpoint else None
                        for t in tasks]
         return train_group([t.config for t in tasks], data, on_epoch, checkpoints)
@@ -174,10 +175,10 @@ def _failed(tasks: list[RunTask], reason: str) -> list[RunRecord]:
 
 
 def _train(task: RunTask, data: PreparedData, on_epoch: EpochCallback | None):
-    if task.config.stacked:  # a stack of one: stacked arithmetic, and no checkpoints
+    if task.config.stacked:  # a stack of one: stacked arithmetic
         from .fast.stacked_training import train_stack
 
-        return train_stack([task.config], data, on_epoch)[0]
+        return train_stack([task.config], data, on_epoch, [task.checkpoint])[0]
     if task.checkpoint is None:
         return train_run(task.config, data, on_epoch)
     hook = Checkpointer(task.checkpoint, task.config.run_id(), task.config.device)

@@ -163,7 +163,7 @@ def configure(p: argparse.ArgumentParser) -> None:
                    help="save a run's full training state each N epochs, so an interrupted run resumes "
                         "mid-way; 0: never (default: whenever a minute of training would otherwise be "
                         "at risk, so an interrupted run loses about a minute and short runs save nothing; "
-                        "a run always resumes from a checkpoint it finds; stacked runs save none)")
+                        "a run always resumes from a checkpoint it finds)")
     g.add_argument("--no-wait", action="store_true",
                    help="when another cnnbench is writing to --out, stop at once with a line naming it "
                         "(default: wait for it to finish, then reuse what it trained)")
@@ -353,9 +353,6 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
     check_networks(dict.fromkeys(c.arch for c in build_configs(args, names, device)),
                    {(d.in_channels, d.image_size, d.num_classes) for d in datasets})
     alone = stack_refusals(args, datasets, device, console)
-    if args.stack_seeds > 1 and args.checkpoint_every and len(alone) < len(names) * len(selected):
-        say(console, "stacked runs save no checkpoints: an interrupted stack trains again from epoch 1 "
-                     "(--checkpoint-every applies to the runs that train alone)")
     out = Path(args.out) if args.out else Path("reports") / "-".join(names)
     prepare_output_dir(out)
 

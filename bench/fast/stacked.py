@@ -157,3 +157,40 @@ def unstack_into(stacked: nn.Module, models: list[nn.Module]) -> None:
                 source = wide[name]
                 part = source if source.dim() == 0 else source.reshape(runs, *tensor.shape)[n]
                 tensor.copy_(part)
+
+
+def _per_value(state: object, param: torch.Tensor) -> bool:
+    """An optimizer state tensor with a value per parameter value (a moment), not a step count."""
+    return torch.is_tensor(state) and state.dim() > 0 and state.shape == param.shape
+
+
+def unstack_optimizer_into(optimizer: torch.optim.Optimizer, stacked: nn.Module,
+                           optimizers: list[torch.optim.Optimizer], models: list[nn.Module]) -> None:
+    """Give each run's own optimizer (over its own model) its slice of the stack's state, in the
+    form a run alone would have it, so that a run's checkpoint is a solo run's."""
+    runs = len(models)
+    wide = dict(stacked.body.named_parameters())
+    for n, (own, model) in enumerate(zip(optimizers, models, strict=True)):
+        for name, param in model.named_parameters():
+            state = optimizer.state.get(wide[name])
+            if state:
+                own.state[param] = {k: v.reshape(runs, *param.shape)[n].clone() if _per_value(v, wide[name])
+                                    else v.clone() if torch.is_tensor(v) else v for k, v in state.items()}
+
+
+def stack_optimizer_states(optimizer: torch.optim.Optimizer, stacked: nn.Module,
+                           optimizers: list[torch.optim.Optimizer], models: list[nn.Module]) -> None:
+    """Load the runs' own optimizer states (each over its own model) into the stack's optimizer:
+    ``unstack_optimizer_into`` the other way round."""
+    states = [own.state_dict() for own in optimizers]
+    assert all(len(s["param_groups"]) == 1 for s in states), "a run's optimizer has one parameter group"
+    index = {name: i for i, (name, _) in enumerate(models[0].named_parameters())}
+    merged = {}
+    for j, (name, param) in enumerate(stacked.body.named_parameters()):
+        parts = [s["state"].get(index[name]) for s in states]
+        if any(part is None for part in parts):
+            continue
+        merged[j] = {k: torch.stack([part[k] for part in parts]).reshape(param.shape)
+                     if _per_value(v, models[0].get_parameter(name)) else v for k, v in parts[0].items()}
+    groups = [{**states[0]["param_groups"][0], "params": list(range(len(index)))}]
+    optimizer.load_state_dict({"state": merged, "param_groups": groups})

@@ -10,11 +10,15 @@ On CPU a stack trains in parts of ``CPU_STACK_PART`` runs, one part after anothe
 stacks no longer fit the core's cache and cost more per run (docs/performance.md).  On CUDA
 all of them step at once, and full batches replay one captured CUDA graph as a solo run's do
 (``bench.fast.cuda_graph``), with the bits of the eager stacked steps.
-Stacked runs save no checkpoints: an interrupted stack trains again from epoch 1.
+Each run saves its checkpoints as a run alone does, its slice of the stack's weights and
+optimizer state included, and all runs of a stack save at the same epochs; an interrupted
+stack resumes only as the same stack (its seeds fix its bits), else it trains again from
+epoch 1.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import torch
@@ -23,6 +27,7 @@ from torch import nn
 
 from architectures import get_spec
 
+from ..checkpoint import CheckpointPlan, Checkpointer, CheckpointUnusable, match_parameter_layouts
 from ..config import RunConfig
 from ..datasets.prepared import PreparedData
 from ..datasets.tensors import Split
@@ -33,6 +38,7 @@ from ..seeding import seed_everything
 from ..train import (
     EpochCallback,
     RunLoop,
+    Training,
     autocast,
     build_training,
     make_optimizer,
@@ -41,7 +47,14 @@ from ..train import (
     use_tf32,
 )
 from .policy import speedups
-from .stacked import STACKED, stack_models, stack_refusal, unstack_into
+from .stacked import (
+    STACKED,
+    stack_models,
+    stack_optimizer_states,
+    stack_refusal,
+    unstack_into,
+    unstack_optimizer_into,
+)
 
 CPU_STACK_PART = 4  # runs per part on CPU: the cheapest per run of 1..8 for lenet-12 on one core
 # On one CPU core a network above this many training MFLOP per image keeps the core busy
@@ -100,16 +113,19 @@ def _side_by_side(x: torch.Tensor) -> torch.Tensor:
 class StackSteps:
     """The steps of a part of a stack: one wide network and one optimizer for its runs."""
 
-    def __init__(self, cfgs: list[RunConfig], data: PreparedData) -> None:
+    def __init__(self, cfgs: list[RunConfig], data: PreparedData, resumed: list[Training] | None = None) -> None:
+        """``resumed``: the runs' own trainings, restored from their checkpoints, to go on from."""
         cfg = cfgs[0]
         self.cfg, self.runs = cfg, len(cfgs)
         policy = speedups(cfg)
         use_tf32(cfg)
         models = []
-        for run in cfgs:  # each run's initial weights, drawn from its seed as alone
+        for i, run in enumerate(cfgs):  # each run's initial weights, drawn from its seed as alone
             seed_everything(run.seed)
             models.append(get_spec(cfg.arch).build(
                 in_channels=data.in_channels, num_classes=len(data.classes), image_size=data.image_size))
+            if resumed is not None:
+                models[-1].load_state_dict(resumed[i].model.state_dict())
         stacked = stack_models(models)
         self.memory_format = policy.memory_format(stacked)
         self.model: nn.Module = stacked.to(device=cfg.device, memory_format=self.memory_format)
@@ -117,6 +133,12 @@ class StackSteps:
         self.forward = torch.compile(self.model) if cfg.compile else self.model
         self.optimizer = make_optimizer(cfg, self.model.parameters(), policy.optimizer_options)
         self.scheduler = make_scheduler(cfg, self.optimizer)
+        if resumed is not None:
+            stack_optimizer_states(self.optimizer, self.model, [t.optimizer for t in resumed],
+                                   [t.model for t in resumed])
+            match_parameter_layouts(self.optimizer)
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(resumed[0].scheduler.state_dict())
         # On CUDA a stack's full batches replay one captured step, as a solo run's do: eager,
         # a step's hundred launches, not the GPU, would set the pace (docs/performance.md).
         self.graphed = policy.graph([self.optimizer], stacked_runs=self.runs)
@@ -158,29 +180,64 @@ class StackSteps:
         return loss_sums, hits
 
 
-def train_stack(cfgs: list[RunConfig], data: PreparedData, on_epoch: EpochCallback | None = None) -> list[TrainOutcome]:
-    """Train runs that differ only in seed as stacks; their outcomes, in order."""
+def train_stack(cfgs: list[RunConfig], data: PreparedData, on_epoch: EpochCallback | None = None,
+                plans: list[CheckpointPlan | None] | None = None) -> list[TrainOutcome]:
+    """Train runs that differ only in seed as stacks; their outcomes, in order.
+
+    ``plans``: each run's checkpoint plan (or None: it saves none).
+    """
     assert len({cfg.replace(seed=0) for cfg in cfgs}) == 1, "a stack's runs differ only in seed"
+    plans = plans or [None] * len(cfgs)
     part = stack_part(cfgs[0], len(cfgs))
     outcomes: list[TrainOutcome] = []
     for first in range(0, len(cfgs), part):
-        outcomes += _train_part(cfgs[first:first + part], data, on_epoch)
+        outcomes += _train_part(cfgs[first:first + part], data, on_epoch, plans[first:first + part])
     return outcomes
 
 
-def _train_part(cfgs: list[RunConfig], data: PreparedData, on_epoch: EpochCallback | None) -> list[TrainOutcome]:
+def _train_part(cfgs: list[RunConfig], data: PreparedData, on_epoch: EpochCallback | None,
+                plans: list[CheckpointPlan | None]) -> list[TrainOutcome]:
     started = time.perf_counter()
-    trainings = [build_training(cfg, data) for cfg in cfgs]  # each run's own model, for evaluation
-    for training in trainings:
-        training.graphed = None  # the stack steps them
-    steps = StackSteps(cfgs, data)
-    loops = [RunLoop(training, data, started, on_epoch, seed_group=len(cfgs), step_mode=STACKED)
-             for training in trainings]
-    # after each epoch's steps, each run's own model takes its slice, to be evaluated
-    train_together(loops, cfgs[0].device, lambda orders: steps.run(data, orders),
-                   lambda: unstack_into(steps.model, [training.model for training in trainings]))
     together = ",".join(str(cfg.seed) for cfg in cfgs)
+    try:
+        trainings, loops = _own_runs(cfgs, data, started, on_epoch, plans, together)
+    except CheckpointUnusable:
+        trainings, loops = None, None
+    if loops is None:  # the runs cannot go on together from their checkpoints: all start over
+        fresh = [dataclasses.replace(plan, resume=False) if plan else None for plan in plans]
+        trainings, loops = _own_runs(cfgs, data, started, on_epoch, fresh, together)
+    steps = StackSteps(cfgs, data, resumed=trainings if loops[0].records else None)
+    models = [training.model for training in trainings]
+    saving = any(loop.checkpoint is not None for loop in loops)
+
+    def after_steps() -> None:
+        # each run's own model takes its slice, to be evaluated, and its optimizer its state, to be saved
+        unstack_into(steps.model, models)
+        if saving:
+            unstack_optimizer_into(steps.optimizer, steps.model, [t.optimizer for t in trainings], models)
+
+    train_together(loops, cfgs[0].device, lambda orders: steps.run(data, orders), after_steps)
     for loop in loops:
         loop.outcome.stacked_with = together
     return [loop.outcome for loop in loops]
+
+
+def _own_runs(cfgs: list[RunConfig], data: PreparedData, started: float, on_epoch: EpochCallback | None,
+            plans: list[CheckpointPlan | None], together: str) -> tuple[list[Training], list[RunLoop] | None]:
+    """Each run's own training (its model, for evaluation) and loop, restored from its checkpoint
+    where it has one; no loops when the runs' checkpoints left them at different epochs."""
+    trainings = [build_training(cfg, data) for cfg in cfgs]
+    for training in trainings:
+        training.graphed = None  # the stack steps them
+        # A step with no gradients changes nothing; it tells the run's scheduler, which its loop
+        # steps each epoch, that the stack's steps are its optimizer's.
+        training.optimizer.step()
+    shared_due: dict[int, bool] = {}
+    hooks = [Checkpointer(plan, cfg.run_id(), cfg.device, stack=together, shared_due=shared_due) if plan else None
+             for cfg, plan in zip(cfgs, plans, strict=True)]
+    loops = [RunLoop(training, data, started, on_epoch, hook, seed_group=len(cfgs), step_mode=STACKED)
+             for training, hook in zip(trainings, hooks, strict=True)]
+    if len({len(loop.records) for loop in loops}) > 1:
+        return trainings, None
+    return trainings, loops
 

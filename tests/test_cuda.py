@@ -13,7 +13,7 @@ from bench.datasets import load_dataset
 from bench.determinism import deterministic_mode
 from bench.fast.seed_group import train_group
 from bench.fast.stacked import unstack_into
-from bench.fast.stacked_training import StackSteps
+from bench.fast.stacked_training import StackSteps, train_stack
 from bench.seeding import data_order_generator
 from bench.datasets import prepare_data
 from bench.train import build_training, train_run
@@ -261,3 +261,22 @@ def test_a_cuda_grid_stacks_every_seed_of_a_network_at_once(tmp_path):
         assert (runs.loc[arch].step_mode == "stacked").all() and (runs.loc[arch].seed_group == 3).all()
         assert (runs.loc[arch].stacked_with == "0,1,2").all()
     assert (runs.loc["examples-net"].step_mode != "stacked").all()  # dropout: alone
+
+
+def test_an_interrupted_cuda_stack_resumes_from_its_checkpoints(digits_on_gpu, tmp_path, monkeypatch):
+    """Captured steps, Adam's state on the GPU: a stack resumed after epoch 2 trains only
+    epoch 3 and ends where the uninterrupted stack ends (bit for bit is asserted on CPU)."""
+    from test_stacked_resume import interrupt_after_epoch_2, plans, trained_epochs
+
+    cfgs = [RunConfig(arch="convnet", dataset="digits", device="cuda", seed=s, epochs=3, stacked=True)
+            for s in (0, 1)]
+    with deterministic_mode(True):
+        reference = train_stack(cfgs, digits_on_gpu)
+        saved = plans(tmp_path, cfgs)
+        interrupt_after_epoch_2(cfgs, digits_on_gpu, saved, monkeypatch)
+        resumed, trained = trained_epochs(cfgs, digits_on_gpu, saved)
+    assert trained == [(0, 3), (1, 3)]
+    for got, want in zip(resumed, reference, strict=True):
+        assert got.step_mode == want.step_mode
+        for name, value in want.state_dict.items():
+            assert torch.allclose(got.state_dict[name], value, rtol=1e-5, atol=1e-6), name

@@ -223,7 +223,7 @@ def _train_part(cfgs: list[RunConfig], data: PreparedData, on_epoch: EpochCallba
 
 
 def _own_runs(cfgs: list[RunConfig], data: PreparedData, started: float, on_epoch: EpochCallback | None,
-            plans: list[CheckpointPlan | None], together: str) -> tuple[list[Training], list[RunLoop] | None]:
+              plans: list[CheckpointPlan | None], together: str) -> tuple[list[Training], list[RunLoop] | None]:
     """Each run's own training (its model, for evaluation) and loop, restored from its checkpoint
     where it has one; no loops when the runs' checkpoints left them at different epochs."""
     trainings = [build_training(cfg, data) for cfg in cfgs]
@@ -240,4 +240,3 @@ def _own_runs(cfgs: list[RunConfig], data: PreparedData, started: float, on_epoc
     if len({len(loop.records) for loop in loops}) > 1:
         return trainings, None
     return trainings, loops
-

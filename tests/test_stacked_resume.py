@@ -144,3 +144,4 @@ def test_a_stacked_grid_killed_mid_stack_resumes_to_the_same_tables(tmp_path, mo
     assert "(0 reused, 2 trained)" in rerun.stdout
     assert not list(out.glob(f"runs/*/{CHECKPOINT_FILE}"))
     assert_same_tables(out, tmp_path / "uninterrupted")
+    assert run_cli("verify", str(out), "--arch", "lenet", "--seed", "1") == 0  # weights too, bit for bit

@@ -28,7 +28,7 @@ def test_table_is_computed_from_the_timings():
         PerfTiming("b", 3000, 3.0, 2000, 2.0, flops_per_image=5_000_000, memory_format="contiguous",
                    machine_images=4000, machine_seconds=2.5, workers=2),
     ]
-    table = perf_table(timings, roof_flops_per_s=100e9).set_index("arch")
+    table = perf_table(timings, roof_flops_per_s=100e9, machine_roof_flops_per_s=160e9).set_index("arch")
     assert table.loc["a", "recipe_images_per_s"] == 6400 / 2.0
     assert table.loc["a", "cnnbench_images_per_s"] == 6400 / 0.5
     assert table.loc["a", "speedup"] == 4.0
@@ -46,6 +46,10 @@ def test_table_is_computed_from_the_timings():
     assert table.loc["b", "roof_fraction"] == pytest.approx(0.05)
     assert table.loc["b", "train_mflops_per_image"] == 5.0
     assert (table["roof_gflops_per_s"] == 100).all()
+    # the machine's figure is a share of the machine's roof: two trainers, 20000 images/s of 1 MFLOP
+    assert table.loc["a", "machine_gflops_per_s"] == pytest.approx(1e6 * (12800 / 0.64) / 1e9)
+    assert table.loc["a", "machine_roof_fraction"] == pytest.approx(1e6 * (12800 / 0.64) / 160e9)
+    assert (table["machine_roof_gflops_per_s"] == 160).all()
 
 
 def test_torchvision_reads_the_same_images_from_gzipped_idx(tmp_path):

@@ -48,12 +48,20 @@ class PerfTiming:
         return self.runs_cost_vs_one / self.workers
 
 
-def perf_table(timings: list[PerfTiming], roof_flops_per_s: float) -> pd.DataFrame:
-    """One row per architecture plus a last row holding the geometric mean of the ratios."""
+def perf_table(timings: list[PerfTiming], roof_flops_per_s: float,
+               machine_roof_flops_per_s: float | None = None) -> pd.DataFrame:
+    """One row per architecture plus a last row holding the geometric mean of the ratios.
+
+    ``roof_flops_per_s``: the roof on the threads one run uses (one on CPU), which the per-run
+    figure is a share of; ``machine_roof_flops_per_s``: on every thread, for the per-machine
+    figure (the same roof where they are the same, as on a GPU).
+    """
+    machine_roof = roof_flops_per_s if machine_roof_flops_per_s is None else machine_roof_flops_per_s
     rows = []
     for t in timings:
         recipe = t.recipe_images / t.recipe_seconds
         native = t.native_images / t.native_seconds
+        machine = t.machine_images / t.machine_seconds
         rows.append({
             "arch": t.arch,
             "recipe_images_per_s": recipe,
@@ -63,8 +71,10 @@ def perf_table(timings: list[PerfTiming], roof_flops_per_s: float) -> pd.DataFra
             "cnnbench_gflops_per_s": t.flops_per_image * native / 1e9,
             "roof_fraction": t.flops_per_image * native / roof_flops_per_s,
             "workers": t.workers,
-            "machine_images_per_s": t.machine_images / t.machine_seconds,
-            "machine_speedup": t.machine_images / t.machine_seconds / recipe,
+            "machine_images_per_s": machine,
+            "machine_speedup": machine / recipe,
+            "machine_gflops_per_s": t.flops_per_image * machine / 1e9,
+            "machine_roof_fraction": t.flops_per_image * machine / machine_roof,
             "runs_cost_vs_one": t.runs_cost_vs_one,
             "runs_cost_vs_alone": t.runs_cost_vs_alone,
             "memory_format": t.memory_format,
@@ -85,4 +95,5 @@ def perf_table(timings: list[PerfTiming], roof_flops_per_s: float) -> pd.DataFra
                        machine_speedup=float(gmean(table["machine_speedup"])))
         table = pd.concat([table, pd.DataFrame([summary])], ignore_index=True)
     table["roof_gflops_per_s"] = roof_flops_per_s / 1e9
+    table["machine_roof_gflops_per_s"] = machine_roof / 1e9
     return table

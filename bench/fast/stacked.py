@@ -170,12 +170,17 @@ def unstack_optimizer_into(optimizer: torch.optim.Optimizer, stacked: nn.Module,
     form a run alone would have it, so that a run's checkpoint is a solo run's."""
     runs = len(models)
     wide = dict(stacked.body.named_parameters())
+
+    def run_part(value: object, n: int, param: torch.Tensor, wide_param: torch.Tensor) -> object:
+        if _per_value(value, wide_param):
+            return value.reshape(runs, *param.shape)[n].clone()
+        return value.clone() if torch.is_tensor(value) else value  # a step count: every run's
+
     for n, (own, model) in enumerate(zip(optimizers, models, strict=True)):
         for name, param in model.named_parameters():
             state = optimizer.state.get(wide[name])
             if state:
-                own.state[param] = {k: v.reshape(runs, *param.shape)[n].clone() if _per_value(v, wide[name])
-                                    else v.clone() if torch.is_tensor(v) else v for k, v in state.items()}
+                own.state[param] = {key: run_part(value, n, param, wide[name]) for key, value in state.items()}
 
 
 def stack_optimizer_states(optimizer: torch.optim.Optimizer, stacked: nn.Module,
@@ -190,7 +195,9 @@ def stack_optimizer_states(optimizer: torch.optim.Optimizer, stacked: nn.Module,
         parts = [s["state"].get(index[name]) for s in states]
         if any(part is None for part in parts):
             continue
-        merged[j] = {k: torch.stack([part[k] for part in parts]).reshape(param.shape)
-                     if _per_value(v, models[0].get_parameter(name)) else v for k, v in parts[0].items()}
+        own_param = models[0].get_parameter(name)
+        merged[j] = {key: torch.stack([part[key] for part in parts]).reshape(param.shape)
+                     if _per_value(value, own_param) else value  # a step count: the same in every run
+                     for key, value in parts[0].items()}
     groups = [{**states[0]["param_groups"][0], "params": list(range(len(index)))}]
     optimizer.load_state_dict({"state": merged, "param_groups": groups})

@@ -161,31 +161,30 @@ def main(args: argparse.Namespace, console: Console) -> int:
                 val_fraction=0.0, test_weights="last", device=device, dtype=args.dtype,
                 memory_format=args.memory_format, compile=args.compile)
             recipe, native = RecipeSession(arch, loader, device=device), NativeSession(cfg, data)
-            recipe.warm_up(args.warmup)
-            native.warm_up(args.warmup)
-            # Alternate the two paths and keep each one's fastest block: the block least
-            # disturbed by whatever else the machine is doing, for both alike.
-            blocks = {"recipe": [], "native": []}
-            for _ in range(args.repeats):
-                blocks["recipe"].append(recipe.block(steps))
-                blocks["native"].append(native.block(steps))
-            (recipe_images, recipe_seconds), (native_images, native_seconds) = (
-                max(blocks[k], key=lambda b: b[0] / b[1]) for k in ("recipe", "native"))
             training = native.training
-            machine_step_mode = training.step_mode
             alone = _trains_alone(args, cfg, data, training.model) if together > 1 else None
+            sessions = {"recipe": recipe, "native": native}
+            if alone is None and (args.seeds_together or args.stack_seeds):
+                sessions["together"] = (StackedSession(cfg, data, together) if args.stack_seeds
+                                        else SeedGroupSession(cfg, data, together))
+            for session in sessions.values():
+                session.warm_up(args.warmup)
+            # Alternate the paths and keep each one's fastest block: the block least disturbed
+            # by whatever else the machine is doing, for all alike (and so for their ratios).
+            blocks = {name: [] for name in sessions}
+            for _ in range(args.repeats):
+                for name, session in sessions.items():
+                    blocks[name].append(session.block(steps))
+            best = {name: max(taken, key=lambda b: b[0] / b[1]) for name, taken in blocks.items()}
+            (recipe_images, recipe_seconds), (native_images, native_seconds) = best["recipe"], best["native"]
+            machine_step_mode = training.step_mode
             if alone is not None:
                 # What a grid does with these seeds: one run after another, each at the per-run pace.
                 console.print(f"  {arch}: a grid trains its seeds alone, {alone}", soft_wrap=True)
                 machine_images, machine_seconds = native_images, native_seconds
-            elif args.seeds_together or args.stack_seeds:
-                group = (StackedSession(cfg, data, together) if args.stack_seeds
-                         else SeedGroupSession(cfg, data, together))
-                machine_step_mode = group.step_mode
-                group.warm_up(args.warmup)
-                machine_images, machine_seconds = max(
-                    (group.block(steps) for _ in range(args.repeats)), key=lambda b: b[0] / b[1])
-                del group
+            elif "together" in sessions:
+                machine_step_mode = sessions.pop("together").step_mode
+                machine_images, machine_seconds = best["together"]
             elif workers > 1:
                 machine_images, machine_seconds = max(
                     machine.measure(cfg, data, steps, args.warmup, args.repeats), key=lambda b: b[0] / b[1])

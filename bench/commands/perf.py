@@ -100,6 +100,15 @@ def _trains_alone(args: argparse.Namespace, cfg: RunConfig, data: PreparedData, 
     return None if reason is None else f"not in a seed group: {reason}"
 
 
+def _cpu_rule(args: argparse.Namespace, cfg: RunConfig, data: PreparedData) -> str | None:
+    """With --stack-seeds on CPU: why a grid would train ``cfg``'s seeds alone there, or None."""
+    if not args.stack_seeds or cfg.device != "cpu":
+        return None
+    from ..fast.stacked_training import cpu_refusal
+
+    return cpu_refusal(cfg.arch, data.in_channels, len(data.classes), data.image_size)
+
+
 def main(args: argparse.Namespace, console: Console) -> int:
     import torch
 
@@ -185,6 +194,10 @@ def main(args: argparse.Namespace, console: Console) -> int:
             elif "together" in sessions:
                 machine_step_mode = sessions.pop("together").step_mode
                 machine_images, machine_seconds = best["together"]
+                rule = _cpu_rule(args, cfg, data)
+                if rule is not None:
+                    console.print(f"  {arch}: stacked here to re-check the rule by which a CPU grid trains its "
+                                  f"seeds alone: {rule}", soft_wrap=True)
             elif workers > 1:
                 machine_images, machine_seconds = max(
                     machine.measure(cfg, data, steps, args.warmup, args.repeats), key=lambda b: b[0] / b[1])

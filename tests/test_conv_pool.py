@@ -22,6 +22,7 @@ from bench.fast.input_conv_pool import InputConvMaxPool
 from bench.fast.max_pool import ChannelsLastMaxPool2x2
 from bench.fast.stacked_training import StackSteps
 from bench.train import build_training
+from test_input_conv_pool import assert_gradients_match
 
 
 def layer_pair(runs: int, per_in: int, per_out: int, bias: bool = True, seed: int = 0):
@@ -57,10 +58,7 @@ def test_gradients_match_onednns_and_outputs_are_the_same(runs, per_in, per_out,
     got = grads(got_out, grad, x, conv)
     assert got[0].is_contiguous(memory_format=torch.channels_last)
     assert len(got) == len(want) == (3 if bias else 2)
-    for g, w in zip(got, want, strict=True):
-        assert g.shape == w.shape
-        scale = w.abs().max()
-        assert (g - w).abs().max() <= 1e-5 * scale, f"{(g - w).abs().max()} against {scale}"
+    assert_gradients_match(got, want)
 
 
 def test_ties_take_the_pools_winner():

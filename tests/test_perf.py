@@ -46,7 +46,7 @@ def test_table_is_computed_from_the_timings():
     assert table.loc["b", "roof_fraction"] == pytest.approx(0.05)
     assert table.loc["b", "train_mflops_per_image"] == 5.0
     assert (table["roof_gflops_per_s"] == 100).all()
-    # the machine's figure is a share of the machine's roof: two trainers, 20000 images/s of 1 MFLOP
+    # the machine's figure is a share of the machine's roof, not of one run's
     assert table.loc["a", "machine_gflops_per_s"] == pytest.approx(1e6 * (12800 / 0.64) / 1e9)
     assert table.loc["a", "machine_roof_fraction"] == pytest.approx(1e6 * (12800 / 0.64) / 160e9)
     assert (table["machine_roof_gflops_per_s"] == 160).all()

@@ -13,6 +13,7 @@ import pytest
 
 from bench.records import RunRecord, pack_bits, unpack_bits
 from bench.storage import load_record, read_tables, tables_from_records
+from bench.until_decided import SeedRounds
 from conftest import run_cli
 
 
@@ -92,6 +93,13 @@ def test_until_decided_takes_no_seed_list(tmp_path, capsys):
     assert "takes no --seed-list" in capsys.readouterr().err
 
 
+def test_until_decided_needs_two_architectures(tmp_path, capsys):
+    assert run_cli("--archs", "lenet", "--dataset", "digits", "--until-decided", "--out", str(tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert "--until-decided" in err and "needs two or more" in err and "only lenet" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()  # refused before anything ran
+
+
 @pytest.fixture
 def lenet_twin():
     """lenet-12 under another name: the same network, so nothing can tell the two apart."""
@@ -109,6 +117,9 @@ def test_until_decided_stops_at_max_seeds_when_nothing_can_decide(lenet_twin, tm
                    "--out", str(out)) == 0
     text = capsys.readouterr().out
     assert re.findall(r"^round (\d+): (\d+) seeds", text, re.M) == [("1", "2"), ("2", "4")]
+    # Each look's level in two significant figures: the first spends almost nothing (not "0.0000").
+    assert re.findall(r"^round \d+: .* at alpha ([^)]+)\)", text, re.M) == [f"{look.alpha():.2g}" for look in (
+        SeedRounds(2, 4).look(0), SeedRounds(2, 4).look(1))]
     assert "reusing 4 finished run(s)" in text and "--max-seeds 4 reached with 1 comparison(s) undecided" in text
     assert json.loads((out / "config.json").read_text())["analysis"]["until_decided"]["seeds"] == [2, 4]
     html = (out / "report.html").read_text()

@@ -341,6 +341,9 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
         raise BenchError(f"--baseline {args.baseline!r} is not one of the selected architectures (--archs)")
     if args.until_decided and args.seed_list is not None:
         raise BenchError("--until-decided adds seeds 0, 1, 2, ... in rounds of --seeds; it takes no --seed-list")
+    if args.until_decided and len(selected) < 2:
+        raise BenchError(f"--until-decided trains seeds until architectures' differences are decided; "
+                         f"it needs two or more, --archs selects only {', '.join(sorted(selected))}")
     if args.until_decided and args.max_seeds < args.seeds:
         raise BenchError(f"--max-seeds {args.max_seeds} is fewer than one round of --seeds {args.seeds}")
     executor = make_executor(args.executor, workers=args.workers, device=device, ray_address=args.ray_address,
@@ -473,7 +476,7 @@ def ask_again(args: argparse.Namespace, rounds: SeedRounds, looks: int, outcome,
                     order=resolve(args.archs))
     open_ = [c for c in found if c.verdict == UNDECIDED]
     console.print(f"round {looks}: {look.n_seeds} seeds, {len(found) - len(open_)} of {len(found)} "
-                  f"comparisons decided (tested at alpha {look.alpha():.4f})", soft_wrap=True)
+                  f"comparisons decided (tested at alpha {look.alpha():.2g})", soft_wrap=True)
     for c in open_:
         console.print(f"  {describe(c)}", soft_wrap=True, markup=False)
     if open_ and look.is_last:

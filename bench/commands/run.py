@@ -172,9 +172,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("the answer")
     add_answer_options(g)
     g.add_argument("--until-decided", action="store_true",
-                   help="train --seeds seeds a round until every comparison is decided (better, worse or "
-                        "equivalent) or --max-seeds is reached; each round tests at the level it spends, so "
-                        "stopping early keeps the false-verdict rate at 5%%")
+                   help="train --seeds seeds a round until every comparison of the (two or more) architectures "
+                        "is decided (better, worse or equivalent) or --max-seeds is reached; each round tests at "
+                        "the level it spends, so stopping early keeps the false-verdict rate at 5%%")
     g.add_argument("--max-seeds", type=positive_int, default=DEFAULT_MAX_SEEDS, metavar="N",
                    help="with --until-decided: the most seeds per architecture")
 

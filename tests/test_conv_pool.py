@@ -18,7 +18,7 @@ from bench.datasets import DataSearch, load_dataset, prepare_data
 from bench.fast import speedups
 from bench.fast.conv_pool import SLACK, ConvMaxPool, _from_blocks, _nhwc, _to_blocks, fits, use_conv_max_pool
 from bench.fast.fused_conv_pool import FusedConvMaxPool
-from bench.fast.input_conv_pool import InputConvMaxPool
+from bench.fast.input_conv_pool import InputConvMaxPool, use_input_conv_max_pool
 from bench.fast.max_pool import ChannelsLastMaxPool2x2
 from bench.fast.stacked_training import StackSteps
 from bench.train import build_training
@@ -145,12 +145,19 @@ def test_only_layers_it_computes_are_fused():
     assert not fits(nn.Conv2d(24, 48, 5, padding=2, groups=4))
     assert not fits(nn.Conv2d(24, 48, 5, stride=2, groups=4))
     assert not fits(nn.Conv2d(24, 48, 5, dilation=2, groups=4))
-    seq = nn.Sequential(nn.Conv2d(12, 24, 5, groups=2), ChannelsLastMaxPool2x2(), nn.ReLU(),
-                        nn.Conv2d(12, 24, 5, groups=2), nn.MaxPool2d(2))  # aten's pool: left alone
+
+
+@pytest.mark.parametrize(("use", "layer", "in_channels"), [
+    (use_input_conv_max_pool, InputConvMaxPool, 2),  # one input channel per run
+    (use_conv_max_pool, ConvMaxPool, 12),  # six
+])
+def test_a_fitting_convolution_and_the_channels_last_pool_after_it_become_one_layer(use, layer, in_channels):
+    seq = nn.Sequential(nn.Conv2d(in_channels, 12, 5, groups=2), ChannelsLastMaxPool2x2(), nn.ReLU(),
+                        nn.Conv2d(in_channels, 12, 5, groups=2), nn.MaxPool2d(2))  # aten's pool: left alone
     keys = list(seq.state_dict())
-    assert use_conv_max_pool(seq) == 1
-    assert [type(m) for m in seq] == [ConvMaxPool, nn.Identity, nn.ReLU, nn.Conv2d, nn.MaxPool2d]
-    assert list(seq.state_dict()) == keys
+    assert use(seq) == 1
+    assert [type(m) for m in seq] == [layer, nn.Identity, nn.ReLU, nn.Conv2d, nn.MaxPool2d]
+    assert list(seq.state_dict()) == keys  # the convolution's parameters, under their names
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.fast.input_conv_pool import InputConvMaxPool, _row, fits, use_input_conv_max_pool
+from bench.fast.input_conv_pool import InputConvMaxPool, _row, fits
 from bench.fast.max_pool import ChannelsLastMaxPool2x2
 
 
@@ -126,12 +126,6 @@ def test_only_layers_it_computes_are_fused():
     assert not fits(nn.Conv2d(4, 24, 5, stride=2, groups=4))
     assert not fits(nn.Conv2d(4, 24, 5, dilation=2, groups=4))
     assert not fits(nn.Conv2d(4, 24, 5, padding=(1, 2), groups=4))
-    seq = nn.Sequential(nn.Conv2d(2, 12, 5, groups=2), ChannelsLastMaxPool2x2(), nn.ReLU(),
-                        nn.Conv2d(2, 12, 5, groups=2), nn.MaxPool2d(2))  # aten's pool: left alone
-    keys = list(seq.state_dict())
-    assert use_input_conv_max_pool(seq) == 1
-    assert [type(m) for m in seq] == [InputConvMaxPool, nn.Identity, nn.ReLU, nn.Conv2d, nn.MaxPool2d]
-    assert list(seq.state_dict()) == keys
 
 
 def test_rows_never_a_power_of_two_lines_apart():

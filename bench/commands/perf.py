@@ -115,6 +115,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     from ..datasets.prepared import prepare_data
     from ..devices import device_name, resolve_device
     from ..executors.local import default_workers
+    from ..fast.policy import run_threads
     from ..perf.machine import MachineTrainers
     from ..perf.native import NativeSession, SeedGroupSession, StackedSession
     from ..perf.recipe import RecipeSession, recipe_loader, torchvision_root
@@ -161,7 +162,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
           MachineTrainers(workers, dataset.name, search, device) as machine):
         machine_roof = matmul_flops_per_s(device)
         # a run's share is of what its own threads can do: one core on CPU
-        roof = _on_run_threads(device, lambda: matmul_flops_per_s(device)) if device == "cpu" else machine_roof
+        with run_threads(device):
+            roof = matmul_flops_per_s(device) if device == "cpu" else machine_roof
         root, tv_name = torchvision_root(dataset, Path(scratch))
         loader = recipe_loader(root, tv_name, mean, std, BATCH_SIZE)
         for arch in archs:
@@ -285,18 +287,6 @@ def _run_threads(device: str) -> int:
     from ..fast.policy import CPU_RUN_THREADS
 
     return CPU_RUN_THREADS if device == "cpu" else torch.get_num_threads()
-
-
-def _on_run_threads(device: str, measure):
-    """``measure()`` with the torch thread count a run uses; the process's own restored after."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(_run_threads(device))
-    try:
-        return measure()
-    finally:
-        torch.set_num_threads(before)
 
 
 def render(table, roof: float, machine_roof: float) -> Table:

@@ -7,7 +7,7 @@ question the plain loop would otherwise answer the tutorial's way (``bench.train
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import torch
 from torch import nn
@@ -46,18 +46,9 @@ class Speedups:
             return {"fused": True}
         return {"foreach": True}  # the same bits as torch's default loop
 
-    @contextmanager
-    def threads(self) -> Iterator[None]:
-        """Run the body with ``CPU_RUN_THREADS`` torch threads on CPU; restore them after."""
-        if self.device.type != "cpu":
-            yield
-            return
-        before = torch.get_num_threads()
-        torch.set_num_threads(CPU_RUN_THREADS)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
+    def threads(self) -> AbstractContextManager[None]:
+        """Run the body with the torch threads a run uses (``run_threads``)."""
+        return run_threads(self.device)
 
     def memory_format(self, model: nn.Module) -> torch.memory_format:
         return choose_memory_format(self.cfg, model)
@@ -92,6 +83,20 @@ class Speedups:
         if graph_refusal(self.cfg) is not None:
             return None
         return GraphedSteps(optimizers, self.cfg.batch_size, self.device, stacked_runs)
+
+
+@contextmanager
+def run_threads(device: str | torch.device) -> Iterator[None]:
+    """Run the body with ``CPU_RUN_THREADS`` torch threads on CPU; restore them after."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(CPU_RUN_THREADS)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def speedups(cfg: RunConfig) -> Speedups:

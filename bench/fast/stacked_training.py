@@ -202,7 +202,7 @@ def _train_part(cfgs: list[RunConfig], data: PreparedData, on_epoch: EpochCallba
     try:
         trainings, loops = _own_runs(cfgs, data, started, on_epoch, plans, together)
     except CheckpointUnusable:
-        trainings, loops = None, None
+        loops = None
     if loops is None:  # the runs cannot go on together from their checkpoints: all start over
         fresh = [dataclasses.replace(plan, resume=False) if plan else None for plan in plans]
         trainings, loops = _own_runs(cfgs, data, started, on_epoch, fresh, together)

@@ -27,7 +27,9 @@ def write_idx(path: Path, array: np.ndarray, *, compress: bool = False) -> Path:
     return path
 
 
-def write_fake_mnist(folder: Path, n_train: int = 40, n_test: int = 20, *, compress: bool = True, seed: int = 0) -> dict[str, Path]:
+def write_fake_mnist(
+    folder: Path, n_train: int = 40, n_test: int = 20, *, compress: bool = True, seed: int = 0,
+) -> dict[str, Path]:
     """Four IDX files of random 28x28 images with labels 0..9 cycling, in ``folder``."""
     rng = np.random.default_rng(seed)
     arrays = {

@@ -278,7 +278,8 @@ def test_missing_cifar_is_downloaded_with_torchvision_into_the_cache_when_allowe
             asked.append((Path(root), train, download))
             write_cifar(tmp_path / "fetched")
             (Path(root) / "cifar-10-batches-py").parent.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(tmp_path / "fetched" / "cifar10" / "cifar-10-batches-py", Path(root) / "cifar-10-batches-py")
+            fetched = tmp_path / "fetched" / "cifar10" / "cifar-10-batches-py"
+            shutil.copytree(fetched, Path(root) / "cifar-10-batches-py")
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
     dataset = load_dataset("cifar10", DataSearch(tmp_path / "empty", download=True, env={}))

@@ -70,8 +70,10 @@ def test_seeds_needed_with_images_is_consistent_with_the_projection():
     # 10,000 images, 3 seeds: the reference misses images 0-99, the architecture 0-89 (10
     # images better for good) plus 5, 40 and 20 seed-specific ones: per-seed differences
     # 5, -30, -10 images.
-    ref = np.ones((3, 10_000), dtype=bool); ref[:, :100] = False
-    arch = np.ones((3, 10_000), dtype=bool); arch[:, :90] = False
+    ref = np.ones((3, 10_000), dtype=bool)
+    ref[:, :100] = False
+    arch = np.ones((3, 10_000), dtype=bool)
+    arch[:, :90] = False
     arch[0, 1000:1005] = arch[1, 1100:1140] = arch[2, 1200:1220] = False
     c = compare(pd.DataFrame(arch), pd.DataFrame(ref))
     assert c.verdict == "undecided" and c.seeds_needed == 19
@@ -88,8 +90,9 @@ def test_seeds_needed_with_images_is_consistent_with_the_projection():
 def test_test_set_limit_when_the_image_term_alone_is_too_wide():
     # 360 images, the two differ on 20 images in a fixed way (a stable image term of
     # 20/359/360 per unit^2 => SE >= 0.0117 with infinitely many seeds), tiny mean difference.
-    ref = np.ones((4, 360)); arch = np.ones((4, 360))
-    ref[:, :10] = 0; arch[:, 10:20] = 0
+    ref, arch = np.ones((4, 360)), np.ones((4, 360))
+    ref[:, :10] = 0
+    arch[:, 10:20] = 0
     arch[np.arange(4), 100 + np.arange(4)] = 0  # seed-specific extra errors: seeds vary
     c = compare(pd.DataFrame(arch), pd.DataFrame(ref))
     assert c.verdict == "undecided"

@@ -104,9 +104,13 @@ def test_360_test_images_make_intervals_visibly_wide():
     # and the 95% CI 0.83 pp ± 4.303 * 0.160 pp = [0.14, 1.52] pp looks decisive.
     # Column means: five +1 (images 5-9), six -1/3 (the seed-specific errors), rest 0:
     # s^2(cols) = (5 + 6/9 - 360 (3/360)^2) / 359, image term s^2/360 -> SE 0.68 pp.
-    ref = np.ones((3, 360)); ref[:, :10] = 0
-    arch = np.ones((3, 360)); arch[:, :5] = 0
-    arch[0, 10] = 0; arch[1, 11:13] = 0; arch[2, 13:16] = 0
+    ref = np.ones((3, 360))
+    ref[:, :10] = 0
+    arch = np.ones((3, 360))
+    arch[:, :5] = 0
+    arch[0, 10] = 0
+    arch[1, 11:13] = 0
+    arch[2, 13:16] = 0
     seeds_only = compare(pd.DataFrame(arch).mean(axis=1), pd.DataFrame(ref).mean(axis=1))
     both = compare(pd.DataFrame(arch), pd.DataFrame(ref))
     assert seeds_only.se == pytest.approx(1 / 360 / math.sqrt(3))

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from ..config import DEFAULT_LR, DTYPES, LR_SCHEDULES, MEMORY_FORMATS, OPTIMIZER_IMPLS, OPTIMIZERS, TEST_WEIGHTS, RunConfig
+from ..config import (
+    DEFAULT_LR, DTYPES, LR_SCHEDULES, MEMORY_FORMATS, OPTIMIZER_IMPLS, OPTIMIZERS, TEST_WEIGHTS, RunConfig,
+)
 from ..datasets import AUTO, DATA_ENV, FOLDER_PREFIX, DataSearch, dataset_names, load_dataset, resolve_auto
 from ..errors import BenchError
 from ..executors import DEFAULT_RETRIES, EXECUTORS, make_executor

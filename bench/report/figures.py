@@ -176,8 +176,8 @@ def factor_effects(acc: pd.DataFrame, time: pd.DataFrame, path: Path) -> Path:
             for y, row in enumerate(frame.itertuples()):
                 color = palette[sorted(frame["factor"].unique()).index(row.factor) % 10]
                 if not math.isnan(row.ci_low):
-                    ax.errorbar(row.diff * scale, y, xerr=[[(row.diff - row.ci_low) * scale], [(row.ci_high - row.diff) * scale]],
-                                color=color, capsize=4, lw=2, marker="o", ms=7)
+                    xerr = [[(row.diff - row.ci_low) * scale], [(row.ci_high - row.diff) * scale]]
+                    ax.errorbar(row.diff * scale, y, xerr=xerr, color=color, capsize=4, lw=2, marker="o", ms=7)
                 else:
                     ax.plot(row.diff * scale, y, "o", color=color, ms=7)
             ax.axvline(0, color="0.3", lw=1)
@@ -470,7 +470,8 @@ def class_differences(rows: pd.DataFrame, arch: str, reference: str, margin: flo
         ax.set_yticks(range(len(rows)), list(rows["arch"]))
         ax.invert_yaxis()
         ax.set_xlabel(f"per-class test accuracy, {arch} minus {reference} (pp)")
-        ax.set_title("Per-class differences with intervals (colour: verdict; grey band: margin)", loc="left", fontsize=10)
+        ax.set_title("Per-class differences with intervals (colour: verdict; grey band: margin)",
+                     loc="left", fontsize=10)
         return save(fig, path)
 
 

@@ -25,7 +25,8 @@ from bench.stats.variance import Estimate, projected
 
 TEST_SET_LIMIT = "more seeds cannot decide it: the test set is the limit"
 TOO_MANY = f"more than {MAX_PROJECTED_SEEDS} seeds would be needed to decide it"
-ONE_SEED = "one seed cannot show the seed-to-seed spread: run at least 2 more seeds to estimate how many would decide it"
+ONE_SEED = ("one seed cannot show the seed-to-seed spread: "
+            "run at least 2 more seeds to estimate how many would decide it")
 NO_SPREAD = "no spread to project from"
 
 

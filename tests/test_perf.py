@@ -173,3 +173,16 @@ def test_grid_mode_refuses_a_resumed_grid(digits_run, tmp_path, capsys):
     assert run_cli("perf", "--grid", str(resumed)) == 2
     err = capsys.readouterr().err
     assert "does not cover the whole grid" in err and err.count("\n") == 1
+
+
+def test_perf_counts_a_runs_threads_as_the_policy_sets_them():
+    from bench.commands.perf import _run_threads
+    from bench.fast.policy import CPU_RUN_THREADS
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert _run_threads("cpu") == CPU_RUN_THREADS != 2
+        assert torch.get_num_threads() == 2  # and gives the process its threads back
+    finally:
+        torch.set_num_threads(before)

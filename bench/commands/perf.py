@@ -282,11 +282,13 @@ def _write_csv(out: Path, table: pd.DataFrame) -> None:
 
 
 def _run_threads(device: str) -> int:
+    """How many torch threads a run uses, as the policy's ``run_threads`` sets them."""
     import torch
 
-    from ..fast.policy import CPU_RUN_THREADS
+    from ..fast.policy import run_threads
 
-    return CPU_RUN_THREADS if device == "cpu" else torch.get_num_threads()
+    with run_threads(device):
+        return torch.get_num_threads()
 
 
 def render(table, roof: float, machine_roof: float) -> Table:

@@ -1,6 +1,6 @@
 """cnnbench's training speed per machine: one trainer per core, all timed at once.
 
-A grid on CPU trains one run per core, each on one thread (``bench.train.CPU_RUN_THREADS``),
+A grid on CPU trains one run per core, each on one thread (``bench.fast.policy.CPU_RUN_THREADS``),
 while the recipe trains one run with every core.  So besides the speed of one run, ``perf``
 measures what the whole machine trains in cnnbench's hands: this process and
 ``workers - 1`` helper processes each train the architecture (seeds 0, 1, ...: distinct

@@ -347,7 +347,7 @@ def factor_effects(v: DatasetView) -> Section | None:
     effects = {q.removeprefix("factor "): found for q, found in v.asked.items() if q.startswith("factor ")}
     if not effects:
         return None  # a grid without an ablation family has no factors to estimate
-    context: dict[str, Any] = {"factors": list(effects), "margin": v.evidence.margin}
+    context: dict[str, Any] = {"factors": list(effects), "margin": v.evidence.margin, "interaction": None}
     if effects:
         factorial = stats.factorial_runs(v.runs)
         time = stats.factor_effects(v.evidence, EPOCH_SECONDS.column)

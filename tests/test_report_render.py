@@ -50,7 +50,8 @@ def test_html_is_self_contained_and_embeds_every_png(rendered):
     out, html = rendered
     pngs = sorted((out / "figures").glob("*.png"))
     names = {p.name for p in pngs}
-    assert {"digits-accuracy.png", "digits-curves.png", "digits-confusion.png", "digits-per-class.png",
+    assert {"digits-accuracy.png", "digits-curves.png", "digits-confusion-lenet.png", "digits-confusion-dilated.png",
+            "digits-per-class.png",
             "digits-tradeoffs.png", "digits-epoch-time.png", "digits-feature-maps.png", "digits-vs-lenet.png",
             "digits-samples.png", "digits-misclassified-lenet.png", "digits-misclassified-dilated.png",
             "digits-time-to-target.png", "digits-confusion-dilated-vs-lenet.png",

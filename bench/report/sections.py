@@ -400,7 +400,10 @@ def errors(v: DatasetView) -> Section:
     context: dict[str, Any] = {"pair": v.pair, "confusion": None, "confusion_difference": None,
                                "class_rows": [], "gallery": None}
     if not v.confusion.empty:
-        context["confusion"] = v.figure(figures.confusion_grid, "confusion", v.confusion, v.order, v.classes)
+        scale = figures.error_scale(v.confusion, v.order, len(v.classes))  # one colour scale for every network
+        context["confusion"] = [{"arch": arch, "figure": v.figure(figures.confusion_matrix, f"confusion-{arch}",
+                                                                   v.confusion, arch, v.classes, scale)}
+                                for arch in v.order]
         per_class = stats.class_accuracy(v.confusion)
         context["per_class"] = v.figure(figures.per_class, "per-class", per_class, v.archs, v.classes, v.styles)
         gaps = stats.largest_class_gaps(per_class)

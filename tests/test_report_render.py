@@ -37,7 +37,7 @@ def table(html: str, css_class: str) -> str:
 
 
 def leaderboard_archs(html: str) -> list[str]:
-    return re.findall(r'class="data row\d+ col1"\s*>([^<]+)<', table(html, "leaderboard"))
+    return re.findall(r'class="data row\d+ col0"\s*>([^<]+)<', table(html, "leaderboard"))
 
 
 def row_of(table_html: str, arch: str) -> list[str]:

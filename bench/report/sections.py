@@ -248,8 +248,8 @@ def leaderboard_html(board: pd.DataFrame, times: pd.DataFrame, table_id: str) ->
     to_target = (times.groupby("arch")["seconds_to_target"].median() if not times.empty
                  else pd.Series(dtype=float))
     shown = pd.DataFrame({
+        "architecture": board["arch"],  # first: the column a phone keeps pinned while the rest scrolls
         "rank": board["rank_label"],
-        "architecture": board["arch"],
         "seeds": board["seeds"],
         "test acc. mean (%)": board["mean"] * 100,
         "95% interval (%)": [f"[{pct(lo)}, {pct(hi)}]" if not missing(lo) else "–"

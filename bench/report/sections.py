@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..stats import BETTER, EQUIVALENT, METHODS, UNDECIDED, WORSE, Comparison, describe, still_improving
 from ..stats.target import default_target, per_epoch_reversals, target_summary, time_to_target
-from . import features, figures, stats
+from . import features, figures, paths, stats
 from .format import missing, pct, pp, pval, seconds, slug
 from .load import Stored
 
@@ -470,7 +470,8 @@ def cost(v: DatasetView) -> Section:
 
 def inside(v: DatasetView) -> Section:
     fm = features.feature_maps(v.runs, v.order, v.sample, v.stored.out)
-    context: dict[str, Any] = {"notes": fm.notes, "mistakes": []}
+    scrub = paths.scrubber(v.stored.out, v.stored.invocation)
+    context: dict[str, Any] = {"notes": [scrub(n) for n in fm.notes], "mistakes": []}
     if fm.maps:
         label = _class_name(v.classes, fm.probe_label) if fm.probe_label is not None else "?"
         title = f"First convolution's outputs for test image #0 (class {label}); lowest seed of each architecture"
@@ -485,9 +486,10 @@ def inside(v: DatasetView) -> Section:
 
 
 def failed(v: DatasetView) -> Section:
+    scrub = paths.scrubber(v.stored.out, v.stored.invocation)  # an error message may name files
     return Section("failed", "Failed or diverged runs", v.dataset, {"runs": [
         {"arch": r["arch"], "seed": r["seed"], "status": r["status"], "run_id": r["run_id"],
-         "error": "" if pd.isna(r.get("error")) else str(r.get("error"))}
+         "error": "" if pd.isna(r.get("error")) else scrub(str(r.get("error")))}
         for _, r in v.failed.iterrows()
     ]})
 

@@ -241,9 +241,13 @@ def curves(epochs: pd.DataFrame, archs: Sequence[str], styles: dict[str, Style],
                 ax.fill_between(a["epoch"], a["min"] * scale, a["max"] * scale, color=st.color, alpha=0.15, lw=0)
             ax.set_title(title, loc="left")
             ax.set_ylabel(f"{title} ({unit})")
+        last = int(epochs["epoch"].max()) if len(epochs) else 1
         for ax in axes[1]:
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            if last == 1:  # one point per line: show epoch 1 as such, not as 0.95 to 1.05
+                ax.set_xlim(0.5, 1.5)
+                ax.set_xticks([1])
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0), ncol=min(len(labels), 6))
         fig.suptitle("Per-epoch curves: line = mean over seeds, band = min-max over seeds", x=0.01,
@@ -286,7 +290,7 @@ def confusion_matrix(confusion: pd.DataFrame, arch: str, classes: Sequence[str],
     k = len(classes)
     counts = confusion_counts(confusion, arch, k)
     share = error_shares(counts)
-    cell = 0.36 if k <= 16 else max(0.08, 6.0 / k)
+    cell = 0.34 if k <= 16 else max(0.08, 5.5 / k)
     annotate = cell >= 0.3  # a count needs about this much room to stay legible
     cmap = matplotlib.colormaps[HEATMAP]
     norm = matplotlib.colors.LogNorm(*scale) if scale else None
@@ -299,6 +303,7 @@ def confusion_matrix(confusion: pd.DataFrame, arch: str, classes: Sequence[str],
             bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.03)
             bar.set_label("mistakes: share of the true class (%), log scale", fontsize=8)
             bar.ax.tick_params(labelsize=8)
+            bar.ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
             bar.ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xticks(np.arange(k + 1) - 0.5, minor=True)
         ax.set_yticks(np.arange(k + 1) - 0.5, minor=True)
@@ -506,7 +511,8 @@ def time_to_target(times: pd.DataFrame, archs: Sequence[str], target: float, sty
         if (~np.isfinite(times["seconds_to_target"])).any():
             ax.axvline(never_x, color="0.6", lw=1, ls=":", zorder=1)
         # What each mark means, in neutral ink: the colours and y positions already name the networks.
-        keys = [matplotlib.lines.Line2D([], [], ls="none", marker="o", color="0.35", ms=5, label="one seed"),
+        keys = [matplotlib.lines.Line2D([], [], ls="none", marker="o", color="0.35", ms=5,
+                                        label="one seed (its network's marker)"),
                 matplotlib.lines.Line2D([], [], ls="none", marker="|", color="0.35", ms=10, mew=3, label="median")]
         if (~np.isfinite(times["seconds_to_target"])).any():
             keys.append(matplotlib.lines.Line2D([], [], ls=":", marker=">", mfc="none", color="0.45", ms=6,

@@ -88,6 +88,11 @@ def _pct(ax, axis: str = "x") -> None:
     (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(fmt)
 
 
+def _legend_beside(ax, **options) -> None:
+    """The legend right of the axes, where it can hide no data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, fontsize=8, **options)
+
+
 def _show(ax, image: np.ndarray, **gray_options) -> None:
     """Draw a stored image: (H, W) or (1, H, W) as ink on paper, (3, H, W) in its colours."""
     image = np.asarray(image)
@@ -165,11 +170,6 @@ def forest(comparison: pd.DataFrame, styles: dict[str, Style], reference: str, p
         if margin:
             _legend_beside(ax)
         return save(fig, path)
-
-
-def _legend_beside(ax, **options) -> None:
-    """The legend right of the axes, where it can hide no data."""
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, fontsize=8, **options)
 
 
 def factor_effects(acc: pd.DataFrame, time: pd.DataFrame, path: Path) -> Path:

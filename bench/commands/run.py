@@ -538,6 +538,7 @@ def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, o
             d.name: {
                 "classes": list(d.classes),
                 "source": d.source,
+                "sha256": d.sha256(),
                 "fallback_reason": fallbacks.get(d.name),
                 "train_size": len(d.train),
                 "test_size": len(d.test),

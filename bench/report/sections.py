@@ -24,7 +24,7 @@ from ..stats import BETTER, EQUIVALENT, METHODS, UNDECIDED, WORSE, Comparison, d
 from ..stats.sentences import interval_label
 from ..stats.metrics import ACCURACY, EPOCH_SECONDS, metric
 from ..stats.target import default_target, per_epoch_reversals, target_summary, time_to_target
-from . import features, figures, stats
+from . import features, figures, paths, stats
 from .format import missing, pct, pp, pval, seconds, slug
 from .load import Stored
 
@@ -250,8 +250,8 @@ def leaderboard_html(board: pd.DataFrame, times: pd.DataFrame, table_id: str) ->
     to_target = (times.groupby("arch")["seconds_to_target"].median() if not times.empty
                  else pd.Series(dtype=float))
     shown = pd.DataFrame({
+        "architecture": board["arch"],  # first: the column a phone keeps pinned while the rest scrolls
         "rank": board["rank_label"],
-        "architecture": board["arch"],
         "seeds": board["seeds"],
         "test acc. mean (%)": board["mean"] * 100,
         "95% interval (%)": [f"[{pct(lo)}, {pct(hi)}]" if not missing(lo) else "–"
@@ -411,7 +411,10 @@ def errors(v: DatasetView) -> Section:
     context: dict[str, Any] = {"pair": v.pair, "confusion": None, "confusion_difference": None,
                                "class_rows": [], "gallery": None}
     if not v.confusion.empty:
-        context["confusion"] = v.figure(figures.confusion_grid, "confusion", v.confusion, v.order, v.classes)
+        scale = figures.error_scale(v.confusion, v.order, len(v.classes))  # one colour scale for every network
+        context["confusion"] = [{"arch": arch, "figure": v.figure(figures.confusion_matrix, f"confusion-{arch}",
+                                                                   v.confusion, arch, v.classes, scale)}
+                                for arch in v.order]
         per_class = stats.class_accuracy(v.confusion)
         context["per_class"] = v.figure(figures.per_class, "per-class", per_class, v.archs, v.classes, v.styles)
         gaps = stats.largest_class_gaps(per_class)
@@ -478,7 +481,8 @@ def cost(v: DatasetView) -> Section:
 
 def inside(v: DatasetView) -> Section:
     fm = features.feature_maps(v.runs, v.order, v.sample, v.stored.out)
-    context: dict[str, Any] = {"notes": fm.notes, "mistakes": []}
+    scrub = paths.scrubber(v.stored.out, v.stored.invocation)
+    context: dict[str, Any] = {"notes": [scrub(n) for n in fm.notes], "mistakes": []}
     if fm.maps:
         label = _class_name(v.classes, fm.probe_label) if fm.probe_label is not None else "?"
         title = f"First convolution's outputs for test image #0 (class {label}); lowest seed of each architecture"
@@ -493,9 +497,10 @@ def inside(v: DatasetView) -> Section:
 
 
 def failed(v: DatasetView) -> Section:
+    scrub = paths.scrubber(v.stored.out, v.stored.invocation)  # an error message may name files
     return Section("failed", "Failed or diverged runs", v.dataset, {"runs": [
         {"arch": r["arch"], "seed": r["seed"], "status": r["status"], "run_id": r["run_id"],
-         "error": "" if pd.isna(r.get("error")) else str(r.get("error"))}
+         "error": "" if pd.isna(r.get("error")) else scrub(str(r.get("error")))}
         for _, r in v.failed.iterrows()
     ]})
 

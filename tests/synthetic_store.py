@@ -63,7 +63,9 @@ def write_store(out: Path, accuracy: dict[tuple[str, int], float], seeds: list[i
             status = "failed" if (arch, seed) in failed else "diverged" if (arch, seed) in diverged else "ok"
             epoch_s = (epoch_seconds or {}).get((arch, seed), 0.5 + 0.1 * a_i + 0.01 * seed)
             row = {"run_id": run_id, "arch": arch, "dataset": dataset, "seed": seed, "epochs": epochs,
-                   "status": status, "error": {"failed": "out of memory", "diverged": "loss became non-finite in epoch 2"}.get(status, ""),
+                   "status": status,
+                   "error": {"failed": "out of memory",
+                             "diverged": "loss became non-finite in epoch 2"}.get(status, ""),
                    "family": "ablation" if factors.get(arch) else "synthetic",
                    "params": 44330 + a_i, "flops_per_image": 1.5e6 + 1e4 * a_i}
             for f, level in factors.get(arch, {}).items():

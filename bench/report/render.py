@@ -9,7 +9,6 @@ sections of ``bench.report.sections``.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +21,7 @@ from ..stats import ALPHA, DEFAULT_MARGIN, METHODS
 from ..storage import atomic_write_text
 from . import figures, paths
 from .format import pct, seconds, slug
+from .command import reproduce
 from .load import Stored, load
 from .sections import FIGURES_DIR, Figures, Section, answer, dataset_view, sections_of
 
@@ -57,22 +57,6 @@ def dataset_part(stored: Stored, dataset: str, figs: Figures, styles: dict[str, 
         samples = view.figure(figures.samples_grid, "samples", view.sample["train_images"].numpy(),
                               view.sample["train_labels"].tolist(), view.classes)
     return DatasetPart(dataset, info, answer(view), samples, sections_of(view))
-
-
-def reproduce(command: str, baseline: str | None, margin: float, target: float | None,
-              scrub: paths.Scrubber | None = None) -> str:
-    """The stored reproduce command, with the options that shaped this report as they were used,
-    and its paths as variables to set (``"$OUT"``) when ``scrub`` is given."""
-    if not command:
-        return ""
-    words, shaped = shlex.split(command), ("--baseline", "--margin", "--target")
-    kept = [w for i, w in enumerate(words) if w not in shaped and (i == 0 or words[i - 1] not in shaped)]
-    if baseline:
-        kept += ["--baseline", baseline]
-    kept += ["--margin", f"{margin * 100:g}"]
-    if target is not None:
-        kept += ["--target", repr(target)]
-    return paths.reproduce_words(shlex.join(kept), scrub) if scrub is not None else shlex.join(kept)
 
 
 def header(stored: Stored, margin: float, target: float | None, baseline: str | None) -> dict[str, Any]:

@@ -21,10 +21,11 @@ import numpy as np
 import pandas as pd
 
 from ..stats import BETTER, EQUIVALENT, METHODS, UNDECIDED, WORSE, Comparison, describe, still_improving
-from ..stats.sentences import interval_label
 from ..stats.metrics import ACCURACY, EPOCH_SECONDS, metric
+from ..stats.sentences import interval_label
 from ..stats.target import default_target, per_epoch_reversals, target_summary, time_to_target
-from . import features, figures, paths, stats
+from . import features, figures, paths, recommend, stats
+from .command import reproduce
 from .format import missing, pct, pp, pval, seconds, slug
 from .load import Stored
 
@@ -165,7 +166,7 @@ def answer(v: DatasetView) -> dict[str, Any]:
                         f"available: they say nothing about MNIST.")
     if v.runs.empty:
         return {"warnings": warnings + [f"No run finished on {v.dataset}: there is nothing to compare."],
-                "lines": []}
+                "lines": [], "recommendation": None, "networks": []}
     seeds = int(v.board["seeds"].min())
     if seeds < 3:
         warnings.append(f"Only {seeds} seed{'s' if seeds != 1 else ''} per architecture: no interval is "
@@ -181,7 +182,50 @@ def answer(v: DatasetView) -> dict[str, Any]:
     if cost:
         lines.append({"text": cost, "verdict": "cost"})
     open_ = sum(c.verdict == UNDECIDED for cs in v.asked.values() for c in cs)
-    return {"warnings": warnings, "lines": lines, "undecided": open_, "margin": v.evidence.margin}
+    return {"warnings": warnings, "lines": lines, "undecided": open_, "margin": v.evidence.margin,
+            "recommendation": _recommendation(v), "networks": networks_table(v)}
+
+
+def _recommendation(v: DatasetView) -> recommend.Recommendation | None:
+    """The answer's last line: which network to use, and what would settle what is open."""
+    to_target = {}
+    if v.target is not None and not v.epochs.empty:
+        to_target = target_summary(v.epochs, v.target).set_index("arch")["median_seconds"].to_dict()
+    against = {a: v.evidence.compare(a, order=v.order) for a in v.order}
+    inv = v.stored.invocation
+    command = reproduce(inv.get("reproduce", ""), v.baseline, v.evidence.margin,
+                        inv.get("analysis", {}).get("target"), paths.scrubber(v.stored.out, inv))
+    levels = {a: spelled_levels(v, a) for a in v.order}
+    return recommend.recommend(v.board, against, to_target, v.target, v.evidence.margin, command,
+                               _still_improving(v), levels)
+
+
+def glossary(v: DatasetView) -> dict[str, dict[str, Any]]:
+    """Each factor's plain words and its levels' (config.json's ``factor_glossary``)."""
+    return v.stored.invocation.get("factor_glossary") or {}
+
+
+def spelled_levels(v: DatasetView, arch: str) -> str:
+    """E.g. "standard 3x3 convolutions, 2x2 max-pooling" for ablate-std-max; "" without factors."""
+    info = (v.stored.invocation.get("arch_info") or {}).get(arch, {})
+    words = glossary(v)
+    return ", ".join(str(words.get(f, {}).get("levels", {}).get(level, f"{f} {level}"))
+                     for f, level in sorted((info.get("factors") or {}).items()))
+
+
+def networks_table(v: DatasetView) -> list[dict[str, Any]]:
+    """The compared networks: description, factor levels in words, parameters and training FLOPs."""
+    info = v.stored.invocation.get("arch_info") or {}
+    board = v.board.set_index("arch") if not v.board.empty else pd.DataFrame()
+    rows = []
+    for arch in v.archs:
+        params = board.at[arch, "params"] if arch in board.index else math.nan
+        flops = board.at[arch, "flops_per_image"] if arch in board.index else math.nan
+        rows.append({"arch": arch, "description": str(info.get(arch, {}).get("description", "")),
+                     "levels": spelled_levels(v, arch),
+                     "params": "–" if missing(params) else f"{params:,.0f}",
+                     "mflops": "–" if missing(flops) else f"{flops / 1e6:.2f}"})
+    return rows
 
 
 def _still_improving(v: DatasetView) -> bool:
@@ -210,12 +254,15 @@ def _cost_line(v: DatasetView) -> str | None:
     row = v.board.set_index("arch")
     parts = []
     if not missing(row.at[arch, "params"]) and row.at[ref, "params"]:
-        parts.append(f"{row.at[arch, 'params'] / row.at[ref, 'params']:.0%} of {ref}'s parameters")
+        ratio = row.at[arch, "params"] / row.at[ref, "params"]
+        parts.append(f"the same number of parameters as {ref}" if round(ratio, 2) == 1.0 else
+                     f"{abs(ratio - 1):.0%} {'more' if ratio > 1 else 'fewer'} parameters than {ref}")
     a, b = row.at[arch, "mean_epoch_seconds"], row.at[ref, "mean_epoch_seconds"]
     if not (missing(a) or missing(b)) and b > 0:
         faster = (b - a) / b
         parts.append(f"{abs(faster):.0%} {'faster' if faster >= 0 else 'slower'} epochs")
     text = f"{arch} has " + " and ".join(parts) if parts else ""
+    text = text.replace(" has the same number of parameters as", " is the same size as")
     if v.target is not None and not v.epochs.empty:
         summary = target_summary(v.epochs, v.target).set_index("arch")
         sa, sb = summary.at[arch, "median_seconds"], summary.at[ref, "median_seconds"]

@@ -164,3 +164,27 @@ def test_the_network_name_is_the_pinned_column_on_a_phone(browser, report):
         assert abs(cell["offset"]) <= 1 and cell["right"] <= 420, cell  # still at the box's left edge, on screen
         assert cell["onTop"], f"{cell['text']} is hidden under the scrolled cells"
     assert errors == []
+
+
+@pytest.fixture(scope="module")
+def ablation_report(tmp_path_factory) -> Path:
+    """A flagship-like grid: six factorial networks x 3 seeds, so the answer box is as long as real."""
+    from synthetic_store import registered, write_store
+
+    convs, downs = ("std", "dil"), ("max", "avg", "stride")
+    specs = {f"b-{c}-{d}": {"conv": c, "downsample": d} for c in convs for d in downs}
+    accuracy = {(a, s): 0.988 + 0.0007 * i + 0.0004 * s for i, a in enumerate(specs) for s in range(3)}
+    seconds = {(a, s): 40.0 * (1.35 if "dil" in a else 1.0) + s for a in specs for s in range(3)}
+    out = tmp_path_factory.mktemp("ablation") / "run"
+    with registered(specs):
+        write_store(out, accuracy, [0, 1, 2], epochs=5, factors=specs, dataset="mnist", epoch_seconds=seconds)
+        return render_report(out)
+
+
+@pytest.mark.parametrize("width, height", [(420, 900), (1280, 800)])
+def test_the_recommendation_is_on_the_first_screen(browser, ablation_report, width, height):
+    page, errors, _ = open_page(browser, ablation_report, width, height)
+    text = page.inner_text(".answer .recommendation")
+    assert text.startswith("Recommendation. Use b-") or text.startswith("Recommendation. No recommendation yet")
+    assert on_first_screen(page, ".answer .recommendation"), f"not on the first screen at {width}x{height}"
+    assert errors == []

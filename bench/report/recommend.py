@@ -33,7 +33,17 @@ MAX_SETTLE_SEEDS = 60
 class Recommendation:
     text: str
     arch: str | None  # None: nothing can be recommended yet
-    command: str = ""  # what would settle what is still open
+    # (command, what it would do): what would settle what is still open
+    next_steps: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def command(self) -> str:
+        return self.next_steps[0][0] if self.next_steps else ""
+
+    @property
+    def line(self) -> str:
+        """The whole recommendation as one line of text (the console's, the tests')."""
+        return " ".join([self.text] + [f"{cmd} {what}." for cmd, what in self.next_steps])
 
 
 def costs(board: pd.DataFrame, to_target: dict[str, float]) -> pd.DataFrame:
@@ -66,7 +76,8 @@ def recommend(board: pd.DataFrame, against: dict[str, list[Comparison]], to_targ
     if seeds < MIN_TRUSTED_SEEDS:
         cmd = with_seeds(command, MIN_TRUSTED_SEEDS)
         return Recommendation(f"No recommendation yet: {seeds} seed{'s' if seeds != 1 else ''} per network "
-                              f"cannot support one. Run {MIN_TRUSTED_SEEDS} or more: {cmd}", None, cmd)
+                              f"cannot support one; run {MIN_TRUSTED_SEEDS} or more.", None,
+                              ((cmd, f"would train {MIN_TRUSTED_SEEDS} seeds of each"),))
     beaten = {a: [c for c in against[a] if c.verdict == BETTER] for a in frame.index}
     contenders = [a for a in frame.index if not beaten[a]]
     if not contenders:  # every network decided worse than some other: a cycle cannot happen, but be safe
@@ -79,24 +90,23 @@ def recommend(board: pd.DataFrame, against: dict[str, list[Comparison]], to_targ
     accuracy = _accuracy_reason(found, margin, bool(open_))
     cost = _cost_reason(frame, chosen, order, target)
     text = f"Use {name}: {accuracy}{', and ' + cost if cost else ''}."
-    settle = ""
+    steps = []
     if open_:
         rivals = ", ".join(c.arch for c in open_)
         most = max(c.ci_high for c in open_)
+        bounded = math.isfinite(most) and most < 1.0
+        text += (f" Still open: {rivals} {'has' if len(open_) == 1 else 'have'} a higher mean, undecided"
+                 + (f" (up to {pp(most)} pp more accurate at the interval's end)." if bounded else "."))
         needed = [c.seeds_needed for c in open_ if c.seeds_needed is not None]
-        text += (f" Still open: {rivals} {'has' if len(open_) == 1 else 'have'} a higher mean and could be up "
-                 f"to {pp(most)} pp more accurate;")
         if needed:
             seeds_to = min(max(max(needed), seeds + 1), MAX_SETTLE_SEEDS)
-            settle = until_decided(command, seeds, seeds_to)
-            text += f" {settle} would settle it."
+            steps.append((until_decided(command, seeds, seeds_to), "would settle it"))
         else:
-            text += " more seeds cannot settle it (the test set is the limit)."
+            text += " More seeds cannot settle it: the test set is the limit."
     if still_improving:
-        more = with_epochs(command, 2)
-        text += f" Most runs were still improving at their last epoch; {more} would show whether that changes it."
-        settle = settle or more
-    return Recommendation(text, chosen, settle)
+        text += " Most runs were still improving at their last epoch."
+        steps.append((with_epochs(command, 2), "would show whether more training changes this"))
+    return Recommendation(text, chosen, tuple(steps))
 
 
 def _accuracy_reason(found: list[Comparison], margin: float, open_: bool) -> str:

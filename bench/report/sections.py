@@ -447,7 +447,7 @@ def _count(x: float) -> str:
 
 
 def curves(v: DatasetView) -> Section:
-    shown: dict[str, Any] = {}
+    shown: dict[str, Any] = {"figure": None}
     if not v.epochs.empty:
         shown["figure"] = v.figure(figures.curves, "curves", v.epochs, v.archs, v.styles)
     shown["still_improving"] = _still_improving(v)
@@ -456,7 +456,8 @@ def curves(v: DatasetView) -> Section:
 
 def errors(v: DatasetView) -> Section:
     context: dict[str, Any] = {"pair": v.pair, "confusion": None, "confusion_difference": None,
-                               "class_rows": [], "gallery": None}
+                               "class_rows": [], "gallery": None, "per_class": None, "gaps": [],
+                               "class_figure": None}
     if not v.confusion.empty:
         scale = figures.error_scale(v.confusion, v.order, len(v.classes))  # one colour scale for every network
         context["confusion"] = [{"arch": arch, "figure": v.figure(figures.confusion_matrix, f"confusion-{arch}",
@@ -520,6 +521,7 @@ def cost(v: DatasetView) -> Section:
         "seed_groups": sorted(groups.items()) if len(sizes) > 1 else [],
         "all_grouped": min(sizes) if len(sizes) == 1 and min(sizes) > 1 else 0,
         "tradeoffs": v.figure(figures.tradeoffs, "tradeoffs", v.board, v.styles),
+        "epoch_time": None,
     }
     if not v.epochs.empty:
         context["epoch_time"] = v.figure(figures.epoch_times, "epoch-time", v.epochs, v.archs, v.styles)
@@ -529,7 +531,7 @@ def cost(v: DatasetView) -> Section:
 def inside(v: DatasetView) -> Section:
     fm = features.feature_maps(v.runs, v.order, v.sample, v.stored.out)
     scrub = paths.scrubber(v.stored.out, v.stored.invocation)
-    context: dict[str, Any] = {"notes": [scrub(n) for n in fm.notes], "mistakes": []}
+    context: dict[str, Any] = {"notes": [scrub(n) for n in fm.notes], "mistakes": [], "features": None}
     if fm.maps:
         label = _class_name(v.classes, fm.probe_label) if fm.probe_label is not None else "?"
         title = f"First convolution's outputs for test image #0 (class {label}); lowest seed of each architecture"

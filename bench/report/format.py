@@ -24,14 +24,6 @@ def pval(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def ci_pct(lo: float, hi: float) -> str:
-    return "–" if missing(lo) else f"[{pct(lo)}, {pct(hi)}]"
-
-
-def ci_pp(lo: float, hi: float) -> str:
-    return "–" if missing(lo) else f"[{pp(lo)}, {pp(hi)}]"
-
-
 def seconds(x: float) -> str:
     if missing(x):
         return "–"

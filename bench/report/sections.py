@@ -183,7 +183,14 @@ def answer(v: DatasetView) -> dict[str, Any]:
         lines.append({"text": cost, "verdict": "cost"})
     open_ = sum(c.verdict == UNDECIDED for cs in v.asked.values() for c in cs)
     return {"warnings": warnings, "lines": lines, "undecided": open_, "margin": v.evidence.margin,
-            "recommendation": _recommendation(v), "networks": networks_table(v)}
+            "recommendation": _recommendation(v), "networks": networks_table(v), "levels": level_glossary(v)}
+
+
+def level_glossary(v: DatasetView) -> list[str]:
+    """Per factor of the grid, its levels spelled out: "conv (convolution): std = standard 3x3 ..."."""
+    factors = {q.removeprefix("factor ") for q in v.asked if q.startswith("factor ")}
+    return [f"{f} ({g['name']}): " + ", ".join(f"{level} = {words}" for level, words in g["levels"].items())
+            for f, g in glossary(v).items() if f in factors]
 
 
 def _recommendation(v: DatasetView) -> recommend.Recommendation | None:

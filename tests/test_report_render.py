@@ -119,10 +119,12 @@ def test_paired_difference_in_html_equals_one_computed_from_the_records(rendered
     cells = row_of(reference, "dilated")
     assert cells[1] == f"{diff * 100:+.2f}"
     assert cells[2] == f"[{(diff - half) * 100:+.2f}, {(diff + half) * 100:+.2f}]"
+    eq_half = sps.t.ppf(0.95, df) * se  # the equivalence test's 90% interval
+    assert cells[3] == f"[{(diff - eq_half) * 100:+.2f}, {(diff + eq_half) * 100:+.2f}]"
     wins = int((D.mean(1) > 0).sum())
-    assert cells[3] == f"{wins} of 2"
+    assert cells[4] == f"{wins} of 2"
     p = 2 * sps.t.sf(abs(diff) / se, df)
-    assert cells[4] == ("< 0.001" if p < 0.001 else f"{p:.3f}")  # one comparison: Holm leaves it
+    assert cells[5] == ("< 0.001" if p < 0.001 else f"{p:.3f}")  # one comparison: Holm leaves it
     assert cells[0] in ("better", "worse", "equivalent within ±0.25 pp") or cells[0].startswith("undecided")
 
 

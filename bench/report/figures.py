@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from ..storage import atomic_write_bytes  # noqa: E402
+from ..stats.metrics import ACCURACY, Metric  # noqa: E402
 from . import stats  # noqa: E402
 
 SCALE = 2  # pixels per CSS pixel: the report shows each PNG at half its width
@@ -164,33 +165,51 @@ def forest(comparison: pd.DataFrame, styles: dict[str, Style], reference: str, p
         return save(fig, path)
 
 
-def factor_effects(acc: pd.DataFrame, time: pd.DataFrame, path: Path) -> Path:
+def factor_effects(panels: Sequence[tuple[Metric, pd.DataFrame]], path: Path) -> Path:
+    """Each factor level's main effect, one panel per metric, in that metric's own units, with the
+    Holm-adjusted interval its verdict used (an unbounded one drawn as an arrow to the edge)."""
     with style_context():
-        fig, axes = plt.subplots(1, 2, figsize=(11, 0.5 * max(len(acc), 1) + 1.6))
-        for ax, frame, scale, unit, title in (
-            (axes[0], acc, 100, "percentage points", "test accuracy"),
-            (axes[1], time, 1, "seconds", "epoch time"),
-        ):
+        rows = max(max((len(f) for _, f in panels), default=1), 1)
+        fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 0.5 * rows + 1.8), squeeze=False)
+        palette = sns.color_palette("colorblind", 10)
+        for k, (ax, (m, frame)) in enumerate(zip(axes[0], panels)):
             labels = [f"{r.factor}: {r.level} vs {r.reference}" for r in frame.itertuples()]
-            palette = sns.color_palette("colorblind", 10)
+            factors = sorted(frame["factor"].unique())
             for y, row in enumerate(frame.itertuples()):
-                color = palette[sorted(frame["factor"].unique()).index(row.factor) % 10]
-                if not math.isnan(row.ci_low):
-                    xerr = [[(row.diff - row.ci_low) * scale], [(row.ci_high - row.diff) * scale]]
-                    ax.errorbar(row.diff * scale, y, xerr=xerr, color=color, capsize=4, lw=2, marker="o", ms=7)
-                else:
-                    ax.plot(row.diff * scale, y, "o", color=color, ms=7)
+                color = palette[factors.index(row.factor) % 10]
+                interval_whisker(ax, row.diff, y, row.ci_low, row.ci_high, m.scale, color=color)
             ax.axvline(0, color="0.3", lw=1)
             ax.set_yticks(range(len(labels)), labels)
             ax.invert_yaxis()
-            ax.set_xlabel(f"main effect on {title} ({unit})")
-            ax.set_title(f"{title.capitalize()}: effect with 95% t-CI over seeds", loc="left", fontsize=10)
-        axes[1].tick_params(labelleft=False)
+            unit = f" ({m.delta_unit})" if m.delta_unit else ""
+            ax.set_xlabel(f"main effect on {m.label}{unit}")
+            ax.set_title(f"{m.label.capitalize()}: effect, 95% CI (Holm)", loc="left", fontsize=10)
+            if k:
+                ax.tick_params(labelleft=False)
         fig.tight_layout()
         return save(fig, path)
 
 
-def interaction(cells: pd.DataFrame, x: str, hue: str, path: Path) -> Path:
+def interval_whisker(ax, x: float, y: float, lo: float, hi: float, scale: float, color) -> None:
+    """A point with its interval; an infinite end is an arrow to the axis' edge, a NaN interval none."""
+    ax.plot(x * scale, y, "o", color=color, ms=7, zorder=3)
+    if math.isnan(lo) or math.isnan(hi):
+        return
+    finite = [v for v in (lo, hi) if math.isfinite(v)]
+    if finite:
+        left, right = (lo * scale if math.isfinite(lo) else None), (hi * scale if math.isfinite(hi) else None)
+        ax.hlines(y, x * scale if left is None else left, x * scale if right is None else right, color=color, lw=2)
+        for end in (left, right):
+            if end is not None:
+                ax.vlines(end, y - 0.15, y + 0.15, color=color, lw=2)
+    for end, direction in ((lo, -1), (hi, 1)):
+        if math.isinf(end):
+            ax.annotate("", xy=(0.0 if direction < 0 else 1.0, y), xycoords=("axes fraction", "data"),
+                        xytext=(x * scale, y), textcoords="data",
+                        arrowprops={"arrowstyle": "->", "color": color, "lw": 1.5})
+
+
+def interaction(cells: pd.DataFrame, x: str, hue: str, path: Path, metric: Metric = ACCURACY) -> Path:
     with style_context():
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         found = sorted(cells[x].unique())
@@ -200,15 +219,15 @@ def interaction(cells: pd.DataFrame, x: str, hue: str, path: Path) -> Path:
         for i, (level, group) in enumerate(cells.groupby(hue, sort=True)):
             group = group.set_index(x).reindex(levels)
             xs = np.arange(len(levels)) + (i - 0.5) * 0.04
-            ax.errorbar(xs, group["mean"] * 100,
-                        yerr=[(group["mean"] - group["ci_low"]).fillna(0) * 100,
-                              (group["ci_high"] - group["mean"]).fillna(0) * 100],
+            ax.errorbar(xs, group["mean"] * metric.scale,
+                        yerr=[(group["mean"] - group["ci_low"]).fillna(0).clip(lower=0) * metric.scale,
+                              (group["ci_high"] - group["mean"]).fillna(0).clip(lower=0) * metric.scale],
                         color=palette[i % 10], marker=MARKERS[i % len(MARKERS)], capsize=4, lw=2,
                         label=f"{hue} = {level}")
         ax.set_xticks(range(len(levels)), levels)
         ax.set_xlabel(x)
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"Interaction {x} x {hue}: cell means, 95% t-CI", loc="left", fontsize=10)
+        ax.set_ylabel(f"{metric.label} ({metric.unit})" if metric.unit else metric.label)
+        ax.set_title(f"Interaction {x} x {hue}: cell means, 95% t-CI over seeds", loc="left", fontsize=10)
         ax.legend(title=None)
         return save(fig, path)
 

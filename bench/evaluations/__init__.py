@@ -12,8 +12,8 @@ from . import calibration  # noqa: F401
 from . import per_class  # noqa: F401
 from .registry import (
     EVALUATIONS, Evaluation, Measured, Output, compared_outputs, default_evaluations, get_evaluation,
-    output_of, register_evaluation, resolve_evaluations, unregister_evaluation,
+    output_of, register_evaluation, register_metrics, resolve_evaluations, unregister_evaluation,
 )
 
 __all__ = ["EVALUATIONS", "Evaluation", "Measured", "Output", "compared_outputs", "default_evaluations",
-           "get_evaluation", "output_of", "register_evaluation", "resolve_evaluations", "unregister_evaluation"]
+           "get_evaluation", "output_of", "register_evaluation", "register_metrics", "resolve_evaluations", "unregister_evaluation"]

@@ -145,6 +145,12 @@ def compared_outputs() -> list[Output]:
     return [o for e in EVALUATIONS.values() for o in e.outputs if o.compared]
 
 
+def register_metrics() -> None:
+    """Register every compared output's ``Metric`` (imports the statistics: call it where they run)."""
+    for out in compared_outputs():
+        out.metric()
+
+
 def output_of(column: str) -> Output | None:
     for e in EVALUATIONS.values():
         found = e.output(column)

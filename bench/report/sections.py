@@ -24,7 +24,7 @@ from ..stats import BETTER, EQUIVALENT, METHODS, UNDECIDED, WORSE, Comparison, d
 from ..stats.sentences import interval_label
 from ..stats.metrics import ACCURACY, EPOCH_SECONDS, metric
 from ..stats.target import default_target, per_epoch_reversals, target_summary, time_to_target
-from . import features, figures, stats
+from . import axes, features, figures, stats
 from .format import missing, pct, pp, pval, seconds, slug
 from .load import Stored
 
@@ -141,7 +141,8 @@ def dataset_view(stored: Stored, dataset: str, figs: Figures, styles: dict[str, 
         failed=stored.failed[stored.failed["dataset"] == dataset].sort_values(["arch", "seed"]),
         epochs=epochs, confusion=stored.confusion[stored.confusion["dataset"] == dataset],
         figs=figs, styles=styles, sample=stored.samples.get(dataset),
-        evidence=stats.Evidence(runs, stored.correct, margin=margin, look=stored.look), baseline=baseline,
+        evidence=stats.Evidence(runs, stored.correct, margin=margin, look=stored.look,
+                                 per_image=stored.per_image), baseline=baseline,
         target=target if target is not None or epochs.empty else _finite(default_target(epochs)),
     )
     if not runs.empty:
@@ -177,6 +178,8 @@ def answer(v: DatasetView) -> dict[str, Any]:
     for question, comparisons in v.asked.items():
         prefix = f"{question.removeprefix('factor ')}: " if question.startswith("factor ") else ""
         lines += [{"text": prefix + describe(c), "verdict": c.verdict} for c in comparisons]
+    # Beyond clean accuracy: each factor (or architecture) on every evaluation's axis (report/axes.py).
+    lines += axes.answer_lines(v.evidence, v.reference, v.order, any(q.startswith("factor ") for q in v.asked))
     cost = _cost_line(v)
     if cost:
         lines.append({"text": cost, "verdict": "cost"})

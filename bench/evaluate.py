@@ -33,7 +33,7 @@ def evaluate_records(out: Path, records: Iterable[RunRecord], names: Sequence[st
     ``datasets`` holds every dataset the records need, by name.  Returns how many runs were evaluated.
     """
     from .determinism import deterministic_mode
-    from .evaluations.subject import load_subject, run_evaluations, test_set
+    from .evaluations.subject import eval_set, load_subject, run_evaluations
     from .fast import speedups
 
     prepared: dict[tuple[str, float, str], PreparedData] = {}
@@ -49,7 +49,7 @@ def evaluate_records(out: Path, records: Iterable[RunRecord], names: Sequence[st
         data = prepared[key]
         with speedups(cfg).threads(), deterministic_mode(cfg.deterministic):
             subject = load_subject(cfg, load_weights(out, record.run_id), data)
-            results = run_evaluations(todo, subject, test_set(data.name, data.test.images, data.test.labels,
+            results = run_evaluations(todo, subject, eval_set(data.name, data.test.images, data.test.labels,
                                                               data.classes))
         record.evaluations = {**record.evaluations, **results}
         save_record(out, record)  # no tensors travel with a stored record: only record.json is rewritten
@@ -62,10 +62,10 @@ def evaluate_records(out: Path, records: Iterable[RunRecord], names: Sequence[st
 def save_examples(out: Path, dataset: Dataset, names: Sequence[str]) -> Path | None:
     """Store what each of ``names`` does to a few test images, for the report (``samples``)."""
     from .evaluations import get_evaluation
-    from .evaluations.subject import test_set
+    from .evaluations.subject import eval_set
     from .samples import save_evaluation_examples
 
-    test = test_set(dataset.name, dataset.test.images, dataset.test.labels, dataset.classes)
+    test = eval_set(dataset.name, dataset.test.images, dataset.test.labels, dataset.classes)
     shown = {n: get_evaluation(n) for n in names if get_evaluation(n).examples is not None}
     if not shown:
         return None

@@ -179,10 +179,10 @@ def evaluate_outcome(task: RunTask, outcome: TrainOutcome, data: PreparedData) -
     """The task's evaluations of the weights the test set evaluated (none for a diverged run)."""
     if not task.evaluations or outcome.status != STATUS_OK or outcome.state_dict is None:
         return {}
-    from .evaluations.subject import load_subject, run_evaluations, test_set
+    from .evaluations.subject import eval_set, load_subject, run_evaluations
 
     subject = load_subject(task.config, outcome.state_dict, data)
-    return run_evaluations(task.evaluations, subject, test_set(data.name, data.test.images, data.test.labels,
+    return run_evaluations(task.evaluations, subject, eval_set(data.name, data.test.images, data.test.labels,
                                                                data.classes))
 
 

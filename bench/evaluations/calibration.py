@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as nnf
 
 from .registry import INF, Measured, Output, register_evaluation
-from .subject import Subject, TestSet
+from .subject import Subject, EvalSet
 
 BINS = 15
 
@@ -42,7 +42,7 @@ OUTPUTS = (
 
 
 @register_evaluation("calibration", outputs=OUTPUTS, description=f"ECE ({BINS} bins), NLL, reliability diagram")
-def calibration(subject: Subject, test: TestSet) -> Measured:
+def calibration(subject: Subject, test: EvalSet) -> Measured:
     from torchmetrics.functional.classification import multiclass_calibration_error
 
     logits = subject.clean_logits(test)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as nnf
 
 from .registry import Measured, Output, register_evaluation
-from .subject import Subject, TestSet
+from .subject import Subject, EvalSet
 
 Corrupt = Callable[[torch.Tensor, float, torch.Generator], torch.Tensor]
 
@@ -185,12 +185,12 @@ CORRUPTIONS = tuple(Corruption(*c) for c in (
 BY_NAME = {c.name: c for c in CORRUPTIONS}
 
 
-def corrupted(test: TestSet, corruption: Corruption, images: torch.Tensor, severity: float = 1.0) -> torch.Tensor:
+def corrupted(test: EvalSet, corruption: Corruption, images: torch.Tensor, severity: float = 1.0) -> torch.Tensor:
     """``images`` under ``corruption``, with the generator of (dataset, corruption)."""
     return corruption.corrupt(images, severity, test.generator(f"corruption-{corruption.name}"))
 
 
-def corrupted_subset(test: TestSet) -> dict[str, torch.Tensor]:
+def corrupted_subset(test: EvalSet) -> dict[str, torch.Tensor]:
     """The subset's labels, clean images and each corruption of them (made once per test set)."""
     def make():
         index = test.subset()
@@ -211,13 +211,13 @@ OUTPUTS = (
 )
 
 
-def examples(images: torch.Tensor, test: TestSet) -> dict[str, torch.Tensor]:
+def examples(images: torch.Tensor, test: EvalSet) -> dict[str, torch.Tensor]:
     return {c.name.replace("_", " "): corrupted(test, c, images) for c in CORRUPTIONS}
 
 
 @register_evaluation("corruptions", outputs=OUTPUTS, examples=examples,
                      description=f"accuracy under {len(CORRUPTIONS)} MNIST-C-like corruptions and their mean")
-def corruptions(subject: Subject, test: TestSet) -> Measured:
+def corruptions(subject: Subject, test: EvalSet) -> Measured:
     made = corrupted_subset(test)
     labels = made["labels"]
     right = {name: (subject.predict(made[name]) == labels).numpy() for name in ["clean", *BY_NAME]}

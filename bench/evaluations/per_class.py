@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .registry import Measured, Output, register_evaluation
-from .subject import Subject, TestSet
+from .subject import Subject, EvalSet
 
 OUTPUTS = (
     Output("macro_f1", "unweighted mean over classes of the test split's per-class F1 (scikit-learn)",
@@ -22,7 +22,7 @@ OUTPUTS = (
 
 
 @register_evaluation("per_class", outputs=OUTPUTS, description="per-class precision, recall and F1; macro-F1")
-def per_class(subject: Subject, test: TestSet) -> Measured:
+def per_class(subject: Subject, test: EvalSet) -> Measured:
     from sklearn.metrics import precision_recall_fscore_support
 
     predicted = subject.clean_logits(test).argmax(1).numpy()

@@ -1,7 +1,7 @@
 """The evaluation registry: one decorator declares what an evaluation measures and stores.
 
 An evaluation is one function ``(subject, test) -> Measured``: it gets the tested weights
-(``subject.Subject``: logits of uint8 images) and the test split (``TestSet``), and returns
+(``subject.Subject``: logits of uint8 images) and the test split (``EvalSet``), and returns
 per-run numbers, optionally which images it got right (per-image results pair comparisons
 by seed and image, like ``test_correct``), and details the report draws (JSON).  Its
 ``Output`` declarations are its ``runs.csv`` columns (``bench.schema.RUNS`` lists them) and,
@@ -81,11 +81,11 @@ Examples = Callable[..., dict]
 @dataclass(frozen=True)
 class Evaluation:
     name: str
-    evaluate: Evaluate  # (subject.Subject, TestSet) -> Measured
+    evaluate: Evaluate  # (subject.Subject, EvalSet) -> Measured
     outputs: tuple[Output, ...]
     description: str
     default: bool = True  # run by a grid unless --evaluations says otherwise
-    # (uint8 images, TestSet) -> {caption: uint8 images}: what the report shows was tested
+    # (uint8 images, EvalSet) -> {caption: uint8 images}: what the report shows was tested
     examples: Examples | None = None
 
     def output(self, column: str) -> Output | None:

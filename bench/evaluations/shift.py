@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from .registry import Measured, Output, register_evaluation
-from .subject import Subject, TestSet
+from .subject import Subject, EvalSet
 
 MAX_SHIFT = 3
 
@@ -45,7 +45,7 @@ def ring(size: int) -> torch.Tensor:
     return torch.tensor([(dx, dy) for dy in r for dx in r if max(abs(dx), abs(dy)) == size]).reshape(-1, 2)
 
 
-def offsets_of(test: TestSet, n: int) -> dict[str, torch.Tensor]:
+def offsets_of(test: EvalSet, n: int) -> dict[str, torch.Tensor]:
     """The fixed offsets of the subset's ``n`` images: one per size, and the consistency pair."""
     g = test.generator("shift")
     chosen = {}
@@ -57,7 +57,7 @@ def offsets_of(test: TestSet, n: int) -> dict[str, torch.Tensor]:
     return chosen
 
 
-def shifted(test: TestSet) -> dict[str, torch.Tensor]:
+def shifted(test: EvalSet) -> dict[str, torch.Tensor]:
     """The subset's labels and shifted images (made once per test set)."""
     def make():
         index = test.subset()
@@ -81,14 +81,14 @@ OUTPUTS = (
 )
 
 
-def examples(images: torch.Tensor, test: TestSet) -> dict[str, torch.Tensor]:
+def examples(images: torch.Tensor, test: EvalSet) -> dict[str, torch.Tensor]:
     return {f"shifted by ({dx}, {dy}) px": translate(images, dx, dy)
             for dx, dy in ((MAX_SHIFT, 0), (0, -MAX_SHIFT), (-MAX_SHIFT, MAX_SHIFT))}
 
 
 @register_evaluation("shift", outputs=OUTPUTS, examples=examples,
                      description=f"accuracy under translations of up to ±{MAX_SHIFT} px and shift consistency")
-def shift(subject: Subject, test: TestSet) -> Measured:
+def shift(subject: Subject, test: EvalSet) -> Measured:
     made = shifted(test)
     labels = made["labels"]
     right = {s: (subject.predict(made[f"size{s}"]) == labels).numpy() for s in range(MAX_SHIFT + 1)}

@@ -1,4 +1,4 @@
-"""What an evaluation is given: the tested weights (``Subject``) and the test split (``TestSet``).
+"""What an evaluation is given: the tested weights (``Subject``) and the test split (``EvalSet``).
 
 Both paths that evaluate a run build the same ``Subject``: the training task right after
 training (``bench.tasks``) and ``python -m bench evaluate`` from ``runs/<id>/weights.pt``.
@@ -32,7 +32,7 @@ def stable_seed(*parts: object) -> int:
 
 
 @dataclass
-class TestSet:
+class EvalSet:
     """The test split, uint8 (N, C, H, W) with its labels, and the per-dataset fixed randomness."""
 
     dataset: str
@@ -60,14 +60,14 @@ class TestSet:
         return self._cache[key]
 
 
-_TEST_SETS: dict[tuple[str, int, str], TestSet] = {}
+_TEST_SETS: dict[tuple[str, int, str], EvalSet] = {}
 
 
-def test_set(dataset: str, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]) -> TestSet:
-    """The process's one ``TestSet`` of ``images``, so its corrupted copies are made once per process."""
+def eval_set(dataset: str, images: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]) -> EvalSet:
+    """The process's one ``EvalSet`` of ``images``, so its corrupted copies are made once per process."""
     key = (dataset, images.data_ptr(), str(images.device))
     if key not in _TEST_SETS:
-        _TEST_SETS[key] = TestSet(dataset, images, labels, tuple(classes))
+        _TEST_SETS[key] = EvalSet(dataset, images, labels, tuple(classes))
     return _TEST_SETS[key]
 
 
@@ -94,7 +94,7 @@ class Subject:
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         return self.logits(images).argmax(1)
 
-    def clean_logits(self, test: TestSet) -> torch.Tensor:
+    def clean_logits(self, test: EvalSet) -> torch.Tensor:
         """Logits of the whole test split, computed once per subject (calibration, per-class)."""
         key = id(test)
         if key not in self._clean:
@@ -124,7 +124,7 @@ def load_subject(cfg: RunConfig, state_dict: dict[str, torch.Tensor], data) -> S
     return Subject(model, data.normalize, memory_format, policy.eval_batch, cfg.device, lambda: autocast(cfg))
 
 
-def run_evaluations(names: Sequence[str], subject: Subject, test: TestSet) -> dict[str, dict[str, Any]]:
+def run_evaluations(names: Sequence[str], subject: Subject, test: EvalSet) -> dict[str, dict[str, Any]]:
     """Each named evaluation of ``subject``, as the record stores it (``stored.encode``).
 
     An evaluation that fails (a network that cannot take a corrupted input, say) is stored

@@ -25,6 +25,7 @@ from ..stats.sentences import interval_label
 from ..stats.metrics import ACCURACY, EPOCH_SECONDS, metric
 from ..stats.target import default_target, per_epoch_reversals, target_summary, time_to_target
 from . import axes, features, figures, stats
+from . import robustness as robust
 from .format import missing, pct, pp, pval, seconds, slug
 from .load import Stored
 
@@ -464,6 +465,12 @@ def _disagreements(v: DatasetView, arch: str, ref: str) -> dict[str, Any] | None
             "count": int((gap != 0).sum()), "shown": len(chosen)}
 
 
+def robustness(v: DatasetView) -> Section | None:
+    """Beyond clean accuracy: shift, corruptions, calibration, per-class F1 (report/robustness.py)."""
+    context = robust.context(v)
+    return Section("robustness", "Robustness", v.dataset, context) if context is not None else None
+
+
 def cost(v: DatasetView) -> Section:
     # A seed group's epoch time is the wall time of all its runs' epochs at once: say so when
     # architectures were trained in groups of different sizes, whose times do not compare.
@@ -509,7 +516,7 @@ def _class_name(classes: list[str], index: int) -> str:
 
 # Every section, in the order the report shows them; the last ones also when no run finished.
 SECTIONS: tuple[Callable[[DatasetView], Section | None], ...] = (
-    leaderboard, comparisons, factor_effects, target, curves, errors, cost, inside, failed,
+    leaderboard, comparisons, factor_effects, robustness, target, curves, errors, cost, inside, failed,
 )
 ALWAYS = (failed,)
 

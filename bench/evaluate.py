@@ -20,10 +20,10 @@ from .storage import load_weights, save_record
 
 
 def missing(record: RunRecord, names: Sequence[str], force: bool = False) -> list[str]:
-    """Which of ``names`` a finished run still lacks (all of them with ``force``)."""
+    """Which of ``names`` a finished run still lacks, or had fail (all of them with ``force``)."""
     if record.status != STATUS_OK:
         return []
-    return list(names) if force else [n for n in names if n not in record.evaluations]
+    return list(names) if force else [n for n in names if "values" not in record.evaluations.get(n, {})]
 
 
 def evaluate_records(out: Path, records: Iterable[RunRecord], names: Sequence[str], datasets: dict[str, Dataset],

@@ -127,14 +127,14 @@ def load_subject(cfg: RunConfig, state_dict: dict[str, torch.Tensor], data) -> S
 def run_evaluations(names: Sequence[str], subject: Subject, test: EvalSet) -> dict[str, dict[str, Any]]:
     """Each named evaluation of ``subject``, as the record stores it (``stored.encode``).
 
-    An evaluation that fails (a network that cannot take a corrupted input, say) is stored
-    with its error; the run itself stays finished.
+    An evaluation that fails (a network that cannot take a corrupted input, say, or one this
+    process has not registered) is stored with its error; the run itself stays finished.
     """
     results: dict[str, dict[str, Any]] = {}
     for name in names:
-        evaluation = get_evaluation(name)
         started = time.perf_counter()
         try:
+            evaluation = get_evaluation(name)  # one this process does not know (a driver's own) fails alone
             measured = evaluation.evaluate(subject, test)
         except (BenchError, RuntimeError, ValueError) as exc:
             results[name] = {"error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - started}

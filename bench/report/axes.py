@@ -54,9 +54,11 @@ class Axis:
         if not clauses:
             return f"{head} is undecided on every axis ({', '.join(undecided)})"
         verdicts = [c.verdict for c in self.by_metric.values() if c.verdict != UNDECIDED]
-        text = f"{head} is {clauses[0]}"
+        text, turned = f"{head} is {clauses[0]}", False
         for verdict, clause in zip(verdicts[1:], clauses[1:]):
-            text += f"{' but' if verdict != verdicts[0] else ','} {clause}"
+            turn = verdict != verdicts[0] and not turned  # one "but", where the verdicts first part
+            text += f"{' but' if turn else ','} {clause}"
+            turned |= turn
         if undecided:
             text += f"; undecided on {', '.join(undecided)}"
         return text

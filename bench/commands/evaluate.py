@@ -13,10 +13,10 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 NAME = "evaluate"
-DESCRIPTION = """Run evaluations (shift, corruptions, calibration, per_class: docs/evaluations.md) on the
-stored weights of every finished run in a run directory, store them in each run's record,
-rebuild the tables and re-render the report.  Nothing is retrained; runs that already have
-an evaluation keep it unless --force."""
+DESCRIPTION = """Evaluate a grid's stored weights beyond clean accuracy: shifts, corruptions, calibration.
+Runs the evaluations (docs/evaluations.md) on the weights every finished run was tested with,
+stores them in each run's record, rebuilds the tables and re-renders the report.  Nothing is
+retrained; a run that already has an evaluation keeps it unless --force."""
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -33,8 +33,8 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def add_evaluations_option(p) -> None:
     p.add_argument("--evaluations", default="default", metavar="NAMES",
-                   help="comma list of evaluations of the tested weights (shift, corruptions, calibration, "
-                        "per_class), 'all' or 'none' (default: default = every built-in one)")
+                   help="comma list of evaluations of the tested weights, 'all' or 'none' (default: every "
+                        "built-in one: shift, corruptions, calibration, per_class)")
 
 
 def main(args: argparse.Namespace, console: Console) -> int:

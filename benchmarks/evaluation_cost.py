@@ -40,7 +40,8 @@ def main() -> None:
                 get_evaluation(name).evaluate(subject, test)
                 times[name] = time.perf_counter() - t0
             print(f"{cfg.arch} on {cfg.dataset}, {label}: " + ", ".join(f"{k} {v:.2f} s" for k, v in times.items())
-                  + f"; total {sum(times.values()):.2f} s; the run's epoch {record.summary['mean_epoch_seconds']:.1f} s")
+                  + f"; total {sum(times.values()):.2f} s; "
+                  f"the run's epoch {record.summary['mean_epoch_seconds']:.1f} s")
 
 
 if __name__ == "__main__":

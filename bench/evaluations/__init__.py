@@ -16,4 +16,5 @@ from .registry import (
 )
 
 __all__ = ["EVALUATIONS", "Evaluation", "Measured", "Output", "compared_outputs", "default_evaluations",
-           "get_evaluation", "output_of", "register_evaluation", "register_metrics", "resolve_evaluations", "unregister_evaluation"]
+           "get_evaluation", "output_of", "register_evaluation", "register_metrics", "resolve_evaluations",
+           "unregister_evaluation"]

@@ -71,7 +71,8 @@ class Axis:
         if better and not worse:
             return f"prefer {self.level} over {self.reference}: better on {labels(better)}, worse on none"
         if worse and not better:
-            return f"prefer {self.reference} over {self.level}: {self.level} is worse on {labels(worse)}, better on none"
+            return (f"prefer {self.reference} over {self.level}: {self.level} is worse on {labels(worse)}, "
+                    "better on none")
         if better and worse:
             return (f"a trade-off: {self.level} is better on {labels(better)} and worse on {labels(worse)} "
                     f"than {self.reference}")

@@ -14,7 +14,6 @@ import re
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..stats.metrics import metric
 from . import axes

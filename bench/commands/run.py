@@ -314,6 +314,12 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
         parts += ["--archs-from", ref]
     if getattr(args, "image_size", None):
         parts += ["--image-size", str(args.image_size)]
+    names = getattr(args, "evaluation_names", None)
+    if names is not None:
+        from ..evaluations import default_evaluations
+
+        if tuple(names) != default_evaluations():
+            parts += ["--evaluations", ",".join(names) or "none"]
     if args.baseline:
         parts += ["--baseline", args.baseline]
     parts += ["--margin", f"{_margin(args) * 100:g}"]

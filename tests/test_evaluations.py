@@ -255,3 +255,17 @@ def test_an_evaluation_defined_in_a_test_file_reaches_runs_csv_and_the_report(di
     assert runs["probe_confidence"].between(0, 1).all() and runs["evaluation_seconds_probe"].notna().all()
     html = (out / "report.html").read_text()
     assert "probe confidence" in html
+
+
+def test_a_grid_rerun_over_runs_trained_before_evaluations_evaluates_them_without_retraining(digits_run, tmp_path):
+    out = tmp_path / "rerun"
+    shutil.copytree(digits_run, out)
+    strip_evaluations(out)
+    weights = {p: p.read_bytes() for p in (out / "runs").glob("*/weights.pt")}
+    assert run_cli("--archs", "lenet,dilated", "--dataset", "digits", "--seeds", "2", "--epochs", "2",
+                   "--workers", "1", "--out", str(out), "--no-report", "--evaluations", "shift,calibration") == 0
+    runs = read_tables(out)["runs.csv"]
+    fresh = read_tables(digits_run)["runs.csv"]
+    assert list(runs["shift_consistency"]) == list(fresh["shift_consistency"]) and list(runs["ece"]) == list(fresh["ece"])
+    assert "mean_corruption_acc" not in runs  # not asked for this time
+    assert {p: p.read_bytes() for p in weights} == weights  # reused, not retrained

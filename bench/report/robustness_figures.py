@@ -18,7 +18,10 @@ def corruption_heatmap(table: pd.DataFrame, path: Path) -> Path:
     """Architectures x (clean, each corruption, mean): mean accuracy over seeds, in %."""
     with style_context():
         fig, ax = plt.subplots(figsize=(1.0 + 0.62 * table.shape[1], 0.9 + 0.42 * table.shape[0]))
-        sns.heatmap(table * 100, annot=True, fmt=".1f", cmap=HEATMAP, vmin=0, vmax=100,
+        low = float(np.nanmin(table.to_numpy())) * 100 if table.size else 0.0
+        # the colour scale starts at the lowest ten below the worst cell, so close cells still differ
+        sns.heatmap(table * 100, annot=True, fmt=".1f", cmap=HEATMAP, vmin=max(0.0, math.floor(low / 10) * 10),
+                    vmax=100,
                     cbar_kws={"label": "accuracy (%)"},
                     linewidths=0.5, linecolor="white", annot_kws={"fontsize": 8}, ax=ax)
         ax.set_xlabel("")

@@ -45,9 +45,9 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
 
 def _commands():
-    from .commands import export, listing, perf, predict, report, run, verify
+    from .commands import evaluate, export, listing, perf, predict, report, run, verify
 
-    return {m.NAME: m for m in (run, listing, report, predict, verify, perf, export)}
+    return {m.NAME: m for m in (run, listing, report, evaluate, predict, verify, perf, export)}
 
 
 def build_parser(command: str) -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from architectures import get_spec
 
 from .config import RunConfig
 from .errors import BenchError
+from .evaluations.stored import check_stored, values_of
 from .schema import EPOCHS, RECORD_VERSION, RUNS, STATUS_DIVERGED, STATUS_FAILED, STATUS_OK, SUMMARY, Table
 
 __all__ = ["STATUS_DIVERGED", "STATUS_FAILED", "STATUS_OK", "EvalResult", "RunRecord", "TrainOutcome",
@@ -69,6 +70,9 @@ class RunRecord:
     classes: list[str] = field(default_factory=list)
     env: dict[str, Any] = field(default_factory=dict)
     test_correct: np.ndarray | None = None  # (N,) bool, test images in order; None before version 2
+    # bench.evaluations' results by evaluation, as stored (bench.evaluations.stored); not part of the
+    # run's identity: ``python -m bench evaluate`` adds them to a finished run.
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Tensors travel with the record from a worker to the driver, which stores them in
     # their own files; they are not part of the JSON.
     state_dict: dict[str, torch.Tensor] | None = None
@@ -89,6 +93,7 @@ class RunRecord:
             "classes": self.classes,
             "env": self.env,
             "test_correct": pack_bits(self.test_correct) if self.test_correct is not None else None,
+            "evaluations": self.evaluations,
         }
 
     @classmethod
@@ -111,6 +116,7 @@ class RunRecord:
             classes=data.get("classes", []),
             env=data.get("env", {}),
             test_correct=unpack_bits(data["test_correct"]) if data.get("test_correct") else None,
+            evaluations=_checked_evaluations(data.get("evaluations") or {}),
         )
 
     # -- table rows (bench.schema) ------------------------------------------------------
@@ -133,6 +139,8 @@ class RunRecord:
             accuracy = np.divide(np.diag(matrix), totals, where=totals > 0, out=np.full(len(totals), math.nan))
             values.update({f"class_acc_{i}": float(acc) for i, acc in enumerate(accuracy)})
         values.update(self.env)
+        # An evaluation this process has not registered (one defined elsewhere) stays in the record only.
+        values.update({k: v for k, v in values_of(self.evaluations).items() if RUNS.column(k) is not None})
         return _in_schema_order(values, RUNS)
 
     def epoch_rows(self) -> list[dict[str, Any]]:
@@ -147,6 +155,11 @@ class RunRecord:
             for t, row in enumerate(self.confusion)
             for p, c in enumerate(row)
         ]
+
+
+def _checked_evaluations(evaluations: Any) -> dict[str, dict[str, Any]]:
+    check_stored(evaluations)  # a damaged one makes the record damaged (ValueError)
+    return evaluations
 
 
 def pack_bits(correct: np.ndarray) -> dict[str, Any]:

@@ -109,13 +109,15 @@ def run_grid(
     on_epoch: EpochCallback | None = None,
     on_run: Callable[[RunRecord], None] | None = None,
     on_note: Callable[[str], None] | None = None,
+    evaluations: tuple[str, ...] = (),
 ) -> GridOutcome:
     """Train what ``configs`` still need into ``out``.
 
     ``checkpoint_every``: N saves each N epochs, 0 never, None the default policy
     (``bench.checkpoint.checkpoint_plan``).  ``on_note`` gets one-line messages for the
     console: damaged runs moved aside, workers that died, runs waiting for a cluster; an
-    executor may call it from another thread.
+    executor may call it from another thread.  ``evaluations`` run on each trained run's
+    tested weights where it trains (``bench.evaluations``).
     """
     started = time.perf_counter()
     planned = plan(configs, out, force)
@@ -133,7 +135,7 @@ def run_grid(
     # with checkpoints off now); --force starts over.  The path is absolute: the process
     # that trains may not share this one's working directory (a Ray worker).
     tasks = [RunTask(cfg, data, checkpoint_plan(str(checkpoint_path(Path(out).absolute(), cfg.run_id())),
-                                                checkpoint_every, resume=not force))
+                                                checkpoint_every, resume=not force), tuple(evaluations))
              for cfg in planned.todo]
     with _signals_raise_interrupted() as signals:
 

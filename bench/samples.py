@@ -3,7 +3,8 @@
 The report reads stored files only.  ``samples-<dataset>.pt`` holds a sample grid for its
 header, one fixed test image for the feature maps, and the test labels (for per-class
 results); ``errors-<dataset>.pt`` holds every test image some run of the grid got wrong,
-so the report can show the images two networks disagree on.
+so the report can show the images two networks disagree on; ``evaluations-<dataset>.pt``
+holds a few test images as each evaluation changes them (shifted, corrupted).
 """
 
 from __future__ import annotations
@@ -67,4 +68,32 @@ def load_samples(out: Path, dataset: str) -> dict | None:
 
 def load_errors(out: Path, dataset: str) -> dict | None:
     path = errors_path(out, dataset)
+    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+
+
+EXAMPLES_SHOWN = 6  # test images per evaluation the report shows transformed
+
+
+def evaluation_examples_path(out: Path, dataset: str) -> Path:
+    return Path(out) / f"evaluations-{dataset}.pt"
+
+
+def save_evaluation_examples(out: Path, dataset: Dataset, test, evaluations: dict) -> Path:
+    """Store the first few test images of the evaluations' subset, clean and as each evaluation
+    changes them (``Evaluation.examples``): the report shows what was tested, from stored files.
+    Merged with what an earlier call stored for other evaluations."""
+    index = test.subset()[:EXAMPLES_SHOWN]
+    images = dataset.test.images.cpu()[index]
+    path = evaluation_examples_path(out, dataset.name)
+    before = load_evaluation_examples(out, dataset.name) or {}
+    shown = dict(before.get("by", {})) if before.get("index") is not None and \
+        torch.equal(before["index"], index) else {}
+    shown.update({name: dict(e.examples(images, test)) for name, e in evaluations.items()})
+    atomic_torch_save(path, {"index": index, "labels": dataset.test.labels.cpu()[index].clone(),
+                             "clean": images.clone(), "by": shown})
+    return path
+
+
+def load_evaluation_examples(out: Path, dataset: str) -> dict | None:
+    path = evaluation_examples_path(out, dataset)
     return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None

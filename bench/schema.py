@@ -3,18 +3,21 @@
 Everything else derives from these declarations: the rows a ``RunRecord`` writes, the
 report loader's checks and number conversions, the column tables of docs/output-format.md
 (``python -m bench.schema`` prints them) and the tests.  Adding a metric is one ``Column``
-here plus the code that computes it.
+here plus the code that computes it; an evaluation (``bench.evaluations``) declares its own
+``runs.csv`` columns with it, and ``RUNS`` lists them after the fixed ones.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from .config import RunConfig
 
-# 2: records hold which test images the run classified right (``test_correct``).
+# 2: records hold which test images the run classified right (``test_correct``), and may hold
+# ``evaluations`` (bench.evaluations; records without them read as having run none).
 RECORD_VERSION = 2
 
 STATUS_OK = "ok"
@@ -50,7 +53,17 @@ class Column:
 @dataclass(frozen=True)
 class Table:
     file: str
-    columns: tuple[Column, ...]
+    fixed: tuple[Column, ...]
+    # Columns declared by other modules (each evaluation declares its own, bench.evaluations),
+    # by owner, after the fixed ones; ``extension`` is the module whose import declares them.
+    declared: dict[str, tuple[Column, ...]] = field(default_factory=dict, compare=False, hash=False)
+    extension: str | None = None
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        if self.extension is not None:
+            importlib.import_module(self.extension)  # once: then it is in sys.modules
+        return self.fixed + tuple(c for owned in self.declared.values() for c in owned)
 
     @property
     def names(self) -> list[str]:
@@ -153,6 +166,9 @@ OUTCOME = (
     Column("seconds_to_target", "float", "training seconds until then; inf when never", varies=True),
     Column("class_acc_<i>", "float", "test accuracy on class i"),
     Column("nondeterministic_ops", "text", "--deterministic grids: ops that had no deterministic kernel"),
+    Column("evaluation_seconds_<name>", "float", "wall time of evaluation <name> on the tested weights "
+                                                 "(docs/evaluations.md); its own columns follow the environment's",
+           varies=True),
 )
 
 ENVIRONMENT = tuple(Column(c.name, c.kind, c.doc, varies=True) for c in (
@@ -184,7 +200,7 @@ CONFUSION_CELLS = (
     Column("count", "int", "test images with that true and predicted class", required=True),
 )
 
-RUNS = Table("runs.csv", (*KEY, *CONFIG, *OUTCOME, *ENVIRONMENT))
+RUNS = Table("runs.csv", (*KEY, *CONFIG, *OUTCOME, *ENVIRONMENT), extension="bench.evaluations")
 EPOCHS = Table("epochs.csv", (*KEY, *EPOCH_METRICS))
 CONFUSION = Table("confusion.csv", (*KEY, *CONFUSION_CELLS))
 TABLES = (RUNS, EPOCHS, CONFUSION)
@@ -195,6 +211,19 @@ SUMMARY = ("tested_weights", "best_epoch", "best_val_acc", "best_val_loss", "fin
            "final_train_acc", "final_val_loss", "final_val_acc", "test_loss", "test_acc", "diverged_epoch",
            "epochs_run", "total_seconds", "train_seconds", "mean_epoch_seconds", "train_images_per_s",
            "memory_format", "step_mode", "seed_group", "stacked_with")
+
+
+def declare_columns(table: Table, columns: list[Column], owner: str) -> None:
+    """Declare ``owner``'s columns of ``table`` (replacing what it declared before; none: forget
+    them); a name the fixed columns or another owner already declare is a bug."""
+    others = [c.name for c in table.fixed] + [c.name for o, cs in table.declared.items() if o != owner for c in cs]
+    clash = [c.name for c in columns if c.name in others]
+    if clash:
+        raise ValueError(f"{owner} declares column(s) of {table.file} already declared: {', '.join(clash)}")
+    if columns:
+        table.declared[owner] = tuple(columns)
+    else:
+        table.declared.pop(owner, None)
 
 
 def varying(table: Table) -> set[str]:

@@ -24,7 +24,7 @@ from .errors import BenchError
 from .fast import may_share_steps, speedups
 from .fast.seed_group import train_group
 from .fast.stacked_training import stack_part
-from .records import RunRecord, TrainOutcome, failed_record, record_from_outcome
+from .records import STATUS_OK, RunRecord, TrainOutcome, failed_record, record_from_outcome
 from .train import EpochCallback, train_run
 
 
@@ -46,6 +46,8 @@ class RunTask:
     data: DataRequest
     # Not part of the config: saving checkpoints never changes a run's result or its id.
     checkpoint: CheckpointPlan | None = None
+    # Evaluations of the tested weights (bench.evaluations), not part of the run's identity either.
+    evaluations: tuple[str, ...] = ()
 
 
 # Per-process caches: a worker reads each dataset once and keeps one prepared copy per
@@ -152,8 +154,11 @@ def _execute(tasks: list[RunTask], train: Callable[[PreparedData], list[TrainOut
         with speedups(cfg).threads(), deterministic_mode(cfg.deterministic) as nondeterministic:
             outcomes = train(data)
             env = environment(cfg.device)  # the thread count the runs trained with
+            evaluated = [evaluate_outcome(t, outcome, data) for t, outcome in zip(tasks, outcomes, strict=True)]
         records = [record_from_outcome(t.config, outcome, data.classes, env)
                    for t, outcome in zip(tasks, outcomes, strict=True)]
+        for record, results in zip(records, evaluated):
+            record.evaluations = results
         if cfg.deterministic:
             for record in records:
                 record.summary["nondeterministic_ops"] = ", ".join(sorted(nondeterministic))
@@ -168,6 +173,17 @@ def _execute(tasks: list[RunTask], train: Callable[[PreparedData], list[TrainOut
         op = nondeterministic_op(str(exc))  # strict mode forced on from outside (determinism.py)
         reason = f"{op} has no deterministic implementation" if op else f"{type(exc).__name__}: {exc}"
         return _failed(tasks, reason)
+
+
+def evaluate_outcome(task: RunTask, outcome: TrainOutcome, data: PreparedData) -> dict:
+    """The task's evaluations of the weights the test set evaluated (none for a diverged run)."""
+    if not task.evaluations or outcome.status != STATUS_OK or outcome.state_dict is None:
+        return {}
+    from .evaluations.subject import eval_set, load_subject, run_evaluations
+
+    subject = load_subject(task.config, outcome.state_dict, data)
+    return run_evaluations(task.evaluations, subject, eval_set(data.name, data.test.images, data.test.labels,
+                                                               data.classes))
 
 
 def _failed(tasks: list[RunTask], reason: str) -> list[RunRecord]:

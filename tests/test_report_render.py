@@ -58,7 +58,9 @@ def test_html_is_self_contained_and_embeds_every_png(rendered):
             "digits-tradeoffs.png", "digits-epoch-time.png", "digits-feature-maps.png", "digits-vs-lenet.png",
             "digits-samples.png", "digits-misclassified-lenet.png", "digits-misclassified-dilated.png",
             "digits-time-to-target.png", "digits-confusion-dilated-vs-lenet.png",
-            "digits-classes-dilated-vs-lenet.png", "digits-disagree-dilated-vs-lenet.png"} <= names
+            "digits-classes-dilated-vs-lenet.png", "digits-disagree-dilated-vs-lenet.png",
+            "digits-corruptions.png", "digits-shift-consistency.png", "digits-shift-size.png",
+            "digits-reliability.png", "digits-tested-images.png"} <= names
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert base64.b64encode(png.read_bytes()).decode() in html, png.name
@@ -67,7 +69,7 @@ def test_html_is_self_contained_and_embeds_every_png(rendered):
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing fetched from a network
     sections = re.findall(r'<section id="([a-z]+)-digits">\s*<h2>(\d+)\. ([^<]+)</h2>', html)
     assert [(int(n), title) for _, n, title in sections] == list(enumerate([
-        "Leaderboard", "Pairwise comparisons", "Time to target", "Learning curves", "Where the networks err",
+        "Leaderboard", "Pairwise comparisons", "Robustness", "Time to target", "Learning curves", "Where the networks err",
         "Cost", "What the networks see and get wrong", "Failed or diverged runs"], start=1))  # numbered in order
     toc = re.search(r'<nav class="toc".*?</nav>', html, re.S).group(0)
     assert re.findall(r'href="#([a-z]+-digits)"', toc) == [f"{key}-digits" for key, _, _ in sections]

@@ -134,4 +134,4 @@ def test_test_sets_must_match():
     with pytest.raises(BenchError, match="image orders"):
         pair(a, a[[4, 3, 2, 1, 0]])
     with pytest.raises(BenchError, match="True/False"):
-        pair(pd.DataFrame(np.full((2, 5), 0.5)), a)
+        pair(pd.DataFrame(np.full((2, 5), 1.5)), a)

@@ -171,6 +171,11 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "(default: wait for it to finish, then reuse what it trained)")
     g.add_argument("--no-report", action="store_true", help="write the tables but do not render the report")
 
+    g = p.add_argument_group("beyond clean accuracy")
+    from .evaluate import add_evaluations_option
+
+    add_evaluations_option(g)
+
     g = p.add_argument_group("the answer")
     add_answer_options(g)
     g.add_argument("--until-decided", action="store_true",
@@ -309,6 +314,12 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
         parts += ["--archs-from", ref]
     if getattr(args, "image_size", None):
         parts += ["--image-size", str(args.image_size)]
+    names = getattr(args, "evaluation_names", None)
+    if names is not None:
+        from ..evaluations import default_evaluations
+
+        if tuple(names) != default_evaluations():
+            parts += ["--evaluations", ",".join(names) or "none"]
     if args.baseline:
         parts += ["--baseline", args.baseline]
     parts += ["--margin", f"{_margin(args) * 100:g}"]
@@ -348,6 +359,9 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
                          f"it needs two or more, --archs selects only {', '.join(sorted(selected))}")
     if args.until_decided and args.max_seeds < args.seeds:
         raise BenchError(f"--max-seeds {args.max_seeds} is fewer than one round of --seeds {args.seeds}")
+    from ..evaluations import resolve_evaluations
+
+    args.evaluation_names = resolve_evaluations(args.evaluations)
     executor = make_executor(args.executor, workers=args.workers, device=device, ray_address=args.ray_address,
                              gpus_per_run=args.gpus_per_run, retries=args.retries,
                              seeds_together=args.seeds_together, stack_seeds=args.stack_seeds)
@@ -383,6 +397,8 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
             break
         configs = stack(build_configs(args, names, device, _round_seeds(rounds, looks)), args, alone)
     save_errors_of(out, datasets, outcome.records)
+    if outcome.interrupted is None:
+        evaluate_reused(out, datasets, outcome.records, args, console)
 
     write_invocation(out, describe_invocation(args, configs, datasets, fallbacks, outcome, executor, out,
                                               started_at, time.perf_counter() - t0, rounds, looks, folders))
@@ -450,7 +466,7 @@ def train_grid(args: argparse.Namespace, configs: list[RunConfig], out: Path, ex
             checkpoint_every=args.checkpoint_every, target=args.target, on_start=on_start,
             on_epoch=lambda cfg, rec: state["progress"].on_epoch(cfg, rec),
             on_run=lambda rec: state["progress"].on_run(rec),
-            on_note=lambda line: say(console, line),
+            on_note=lambda line: say(console, line), evaluations=args.evaluation_names,
         )
     finally:
         if "progress" in state:
@@ -498,6 +514,23 @@ def save_errors_of(out: Path, datasets: list[Dataset], records) -> None:
         wrong = [~r.test_correct for r in records
                  if r.config.dataset == dataset.name and r.test_correct is not None]
         save_errors(out, dataset, wrong)
+
+
+def evaluate_reused(out: Path, datasets: list[Dataset], records, args: argparse.Namespace,
+                    console: Console) -> None:
+    """Evaluate finished runs that lack an asked evaluation (trained before it existed, or
+    with --evaluations none) on their stored weights, store what each evaluation shows."""
+    from ..evaluate import evaluate_records, missing, save_examples
+    from ..storage import write_tables
+
+    names = args.evaluation_names
+    todo = [r for r in records if missing(r, names)]
+    if todo:
+        say(console, f"evaluating {len(todo)} reused run(s) with {', '.join(names)} on their stored weights")
+        evaluate_records(out, todo, names, {d.name: d for d in datasets})
+        write_tables(out, records, args.target)
+    for dataset in datasets:
+        save_examples(out, dataset, names)
 
 
 def _command_line(args: argparse.Namespace) -> str:

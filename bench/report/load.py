@@ -36,6 +36,10 @@ class Stored:
     confusion: pd.DataFrame  # finished runs only
     samples: dict[str, dict[str, Any]] = field(default_factory=dict)  # dataset -> samples file
     correct: dict[str, np.ndarray] = field(default_factory=dict)  # run id -> per-image test results
+    # What the runs' evaluations stored (bench.evaluations): column -> run id -> per-image values,
+    # and run id -> evaluation -> details (reliability bins) or error
+    per_image: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def analysis(self) -> dict[str, Any]:
@@ -144,11 +148,12 @@ def validate(tables: dict[str, pd.DataFrame], out: Path) -> tuple[pd.DataFrame, 
     return runs, epochs, confusion
 
 
-def unsound_runs(out: Path, runs: pd.DataFrame, correct: dict[str, np.ndarray] | None = None) -> dict[str, str]:
+def unsound_runs(out: Path, runs: pd.DataFrame, correct: dict[str, np.ndarray] | None = None,
+                 stored: Stored | None = None) -> dict[str, str]:
     """The runs of ``runs.csv`` whose stored folder cannot be trusted: run id -> why.
 
     ``correct`` is filled, on the way, with which test images each sound run got right
-    (records before version 2 have none).
+    (records before version 2 have none), and ``stored`` with what their evaluations stored.
     """
     problems: dict[str, str] = {}
     for run_id in runs["run_id"].astype(str):
@@ -161,9 +166,21 @@ def unsound_runs(out: Path, runs: pd.DataFrame, correct: dict[str, np.ndarray] |
             problems[run_id] = folder.problem
         elif not folder.finished:
             problems[run_id] = f"its record {RUNS_DIR}/{run_id}/{RECORD_FILE} is missing"
-        elif correct is not None and folder.record.test_correct is not None:
-            correct[run_id] = folder.record.test_correct
+        else:
+            if correct is not None and folder.record.test_correct is not None:
+                correct[run_id] = folder.record.test_correct
+            if stored is not None and folder.record.evaluations:
+                _keep_evaluations(stored, run_id, folder.record.evaluations)
     return problems
+
+
+def _keep_evaluations(stored: Stored, run_id: str, evaluations: dict[str, Any]) -> None:
+    from ..evaluations.stored import per_image_of
+
+    for column, values in per_image_of(evaluations).items():
+        stored.per_image.setdefault(column, {})[run_id] = values
+    stored.evaluations[run_id] = {name: r.get("details", {}) | ({"error": r["error"]} if "error" in r else {})
+                                  for name, r in evaluations.items()}
 
 
 def load(out: Path) -> Stored:
@@ -176,7 +193,8 @@ def load(out: Path) -> Stored:
         raise BenchError(f"{out / 'config.json'} does not hold a cnnbench invocation")
     runs, epochs, confusion = validate(read_tables(out), out)
     correct: dict[str, np.ndarray] = {}
-    skipped = unsound_runs(out, runs, correct)
+    kept = Stored(out=out, invocation={}, runs=runs, epochs=epochs, confusion=confusion)
+    skipped = unsound_runs(out, runs, correct, kept)
     if skipped:
         if len(skipped) == len(runs):
             run_id, reason = next(iter(skipped.items()))
@@ -203,4 +221,8 @@ def load(out: Path) -> Stored:
         if sample is not None:
             stored.samples[dataset] = sample
     stored.correct = correct
+    stored.per_image, stored.evaluations = kept.per_image, kept.evaluations
+    from ..evaluations import register_metrics
+
+    register_metrics()  # the evaluations' compared metrics, for the statistics
     return stored

@@ -24,7 +24,8 @@ from ..stats import BETTER, EQUIVALENT, METHODS, UNDECIDED, WORSE, Comparison, d
 from ..stats.metrics import ACCURACY, EPOCH_SECONDS, metric
 from ..stats.sentences import interval_label
 from ..stats.target import default_target, per_epoch_reversals, target_summary, time_to_target
-from . import features, figures, paths, recommend, stats
+from . import axes, features, figures, paths, recommend, stats
+from . import robustness as robust
 from .command import reproduce
 from .format import missing, pct, pp, pval, seconds, slug
 from .load import Stored
@@ -142,7 +143,8 @@ def dataset_view(stored: Stored, dataset: str, figs: Figures, styles: dict[str, 
         failed=stored.failed[stored.failed["dataset"] == dataset].sort_values(["arch", "seed"]),
         epochs=epochs, confusion=stored.confusion[stored.confusion["dataset"] == dataset],
         figs=figs, styles=styles, sample=stored.samples.get(dataset),
-        evidence=stats.Evidence(runs, stored.correct, margin=margin, look=stored.look), baseline=baseline,
+        evidence=stats.Evidence(runs, stored.correct, margin=margin, look=stored.look,
+                                 per_image=stored.per_image), baseline=baseline,
         target=target if target is not None or epochs.empty else _finite(default_target(epochs)),
     )
     if not runs.empty:
@@ -178,6 +180,8 @@ def answer(v: DatasetView) -> dict[str, Any]:
     for question, comparisons in v.asked.items():
         prefix = f"{question.removeprefix('factor ')}: " if question.startswith("factor ") else ""
         lines += [{"text": prefix + describe(c), "verdict": c.verdict} for c in comparisons]
+    # Beyond clean accuracy: each factor (or architecture) on every evaluation's axis (report/axes.py).
+    lines += axes.answer_lines(v.evidence, v.reference, v.order, any(q.startswith("factor ") for q in v.asked))
     cost = _cost_line(v)
     if cost:
         lines.append({"text": cost, "verdict": "cost"})
@@ -519,6 +523,12 @@ def _disagreements(v: DatasetView, arch: str, ref: str) -> dict[str, Any] | None
             "count": int((gap != 0).sum()), "shown": len(chosen)}
 
 
+def robustness(v: DatasetView) -> Section | None:
+    """Beyond clean accuracy: shift, corruptions, calibration, per-class F1 (report/robustness.py)."""
+    context = robust.context(v)
+    return Section("robustness", "Robustness", v.dataset, context) if context is not None else None
+
+
 def cost(v: DatasetView) -> Section:
     # A seed group's epoch time is the wall time of all its runs' epochs at once: say so when
     # architectures were trained in groups of different sizes, whose times do not compare.
@@ -567,7 +577,7 @@ def _class_name(classes: list[str], index: int) -> str:
 
 # Every section, in the order the report shows them; the last ones also when no run finished.
 SECTIONS: tuple[Callable[[DatasetView], Section | None], ...] = (
-    leaderboard, comparisons, factor_effects, target, curves, errors, cost, inside, failed,
+    leaderboard, comparisons, factor_effects, robustness, target, curves, errors, cost, inside, failed,
 )
 ALWAYS = (failed,)
 

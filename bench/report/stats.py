@@ -36,20 +36,28 @@ class Evidence:
     margin: float = DEFAULT_MARGIN  # test accuracy's (--margin); other metrics keep their declared one
     alpha: float = ALPHA
     look: Look | None = None  # the last look of a --until-decided grid
+    # An evaluation's per-image results (bench.evaluations), used like ``correct``: column -> run_id -> values
+    per_image: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        lengths = {len(v) for k, v in self.correct.items() if k in set(self.runs["run_id"])}
+        self.images = self._length(self.correct)
+        self.image_counts = {column: self._length(v) for column, v in self.per_image.items()}
+
+    def _length(self, vectors: dict[str, np.ndarray]) -> int | None:
+        lengths = {len(v) for k, v in vectors.items() if k in set(self.runs["run_id"])}
         # Per-image results compare only on one test set; otherwise per-seed accuracies serve.
-        self.images = lengths.pop() if len(lengths) == 1 else None
+        return lengths.pop() if len(lengths) == 1 else None
 
     def scores(self, arch: str, metric: str = "test_acc", images: np.ndarray | None = None
                ) -> pd.Series | pd.DataFrame:
         """``arch``'s results by seed: a seed x image matrix when every run has per-image
         results (restricted to ``images`` when given), else the per-seed ``metric``."""
         runs = self.runs[self.runs["arch"] == arch].sort_values("seed")
-        if metric == "test_acc" and self.images is not None and all(r in self.correct for r in runs["run_id"]):
-            matrix = np.stack([self.correct[r] for r in runs["run_id"]]).astype(float)
-            columns = np.arange(self.images) if images is None else images
+        vectors = self.correct if metric == "test_acc" else self.per_image.get(metric, {})
+        length = self.images if metric == "test_acc" else self.image_counts.get(metric)
+        if length is not None and all(r in vectors for r in runs["run_id"]):
+            matrix = np.stack([vectors[r] for r in runs["run_id"]]).astype(float)
+            columns = np.arange(length) if images is None else images
             return pd.DataFrame(matrix[:, columns], index=runs["seed"].to_numpy(), columns=columns)
         return pd.Series(runs[metric].to_numpy(dtype=float), index=runs["seed"].to_numpy())
 

@@ -88,11 +88,13 @@ def pair(arch: Scores, reference: Scores) -> PairedDifference:
             raise BenchError(f"correctness matrices cover different test sets or image orders "
                              f"({a.matrix.shape[1]} and {r.matrix.shape[1]} images)")
         for m in (a.matrix, r.matrix):
-            if not np.isin(m, (0.0, 1.0)).all():
-                raise BenchError("a correctness matrix must hold only True/False (1/0)")
+            # 1/0 per image, or the share of an image's variants got right (an evaluation's shifts)
+            if not ((m >= 0.0) & (m <= 1.0)).all():
+                raise BenchError("a correctness matrix must hold True/False (1/0) or shares in [0, 1]")
         d = a.matrix[ia] - r.matrix[ir]
-        # Counts of correct images are integers: compare them, not float accuracies.
-        sign = np.sign(a.matrix[ia].sum(axis=1) - r.matrix[ir].sum(axis=1))
+        # Counts of correct images are integers (shares: multiples of 1/k): compare them rounded,
+        # not float accuracies.
+        sign = np.sign(np.round(a.matrix[ia].sum(axis=1) - r.matrix[ir].sum(axis=1), 9))
         return PairedDifference(tuple(shared.tolist()), d.mean(axis=1), d, *_tally(sign),
                                 discordance=True)
     d = a.per_seed[ia] - r.per_seed[ir]

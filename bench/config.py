@@ -17,6 +17,7 @@ from .errors import BenchError
 
 OPTIMIZERS = ("sgd", "adam", "adadelta")
 OPTIMIZER_IMPLS = ("fused", "foreach")
+FUSED_OPTIMIZERS = ("adam", "sgd")  # the optimizers torch has a one-kernel (fused) step for
 LR_SCHEDULES = ("none", "step")
 DTYPES = ("float32", "bfloat16-autocast")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
@@ -59,7 +60,7 @@ class RunConfig:
     memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
     compile: bool = False
     deterministic: bool = False
-    # Trained as one of a stack of seeds (bench.fast.stacked): the same arithmetic summed in
+    # Trained as one of a stack of seeds (bench.drivers.stacked): the same arithmetic summed in
     # another order, so other last bits than alone.  Hashed only when set: solo ids stay.
     stacked: bool = False
 

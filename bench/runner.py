@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .checkpoint import checkpoint_plan
 from .config import RunConfig
@@ -26,6 +27,9 @@ from .storage import (
 )
 from .tasks import DataRequest, RunTask
 from .train import EpochCallback
+
+if TYPE_CHECKING:
+    from .planner import Plan
 
 
 class Interrupted(Exception):
@@ -109,13 +113,15 @@ def run_grid(
     on_epoch: EpochCallback | None = None,
     on_run: Callable[[RunRecord], None] | None = None,
     on_note: Callable[[str], None] | None = None,
+    packing: Plan | None = None,
 ) -> GridOutcome:
     """Train what ``configs`` still need into ``out``.
 
     ``checkpoint_every``: N saves each N epochs, 0 never, None the default policy
     (``bench.checkpoint.checkpoint_plan``).  ``on_note`` gets one-line messages for the
     console: damaged runs moved aside, workers that died, runs waiting for a cluster; an
-    executor may call it from another thread.
+    executor may call it from another thread.  ``packing``: which runs train together
+    (``bench.planner.plan_grid``); None: every run alone.
     """
     started = time.perf_counter()
     planned = plan(configs, out, force)
@@ -143,7 +149,7 @@ def run_grid(
                 on_epoch(cfg, epoch)
 
         try:
-            results = executor.run(tasks, epoch_event, on_note)
+            results = executor.run(tasks, epoch_event, on_note, packing)
             try:
                 for record in results:
                     record = _same_identity(record)

@@ -86,17 +86,18 @@ def _archs(selector: str) -> list[str]:
         raise BenchError(str(exc)) from None
 
 
-def _trains_alone(args: argparse.Namespace, cfg: RunConfig, data: PreparedData, model: nn.Module) -> str | None:
+def _trains_alone(args: argparse.Namespace, cfg: RunConfig, data: PreparedData) -> str | None:
     """Why a grid would not step ``cfg``'s seeds together as --stack-seeds or --seeds-together
     asks (dropout, an unknown layer), or None.  The CPU cost rule is left out: perf re-checks it."""
+    from ..planner import dropout_refusal
+
+    shape = (data.in_channels, len(data.classes), data.image_size)
     if args.stack_seeds:
-        from ..fast.stacked_training import refusal
+        from ..drivers.stacked_training import refusal
 
-        reason = refusal(cfg.arch, data.in_channels, len(data.classes), data.image_size)
+        reason = refusal(cfg.arch, *shape)
         return None if reason is None else f"not stacked: {reason}"
-    from ..fast.seed_group import group_refusal
-
-    reason = group_refusal(model)
+    reason = dropout_refusal(cfg.arch, shape)
     return None if reason is None else f"not in a seed group: {reason}"
 
 
@@ -104,9 +105,9 @@ def _cpu_rule(args: argparse.Namespace, cfg: RunConfig, data: PreparedData) -> s
     """With --stack-seeds on CPU: why a grid would train ``cfg``'s seeds alone there, or None."""
     if not args.stack_seeds or cfg.device != "cpu":
         return None
-    from ..fast.stacked_training import cpu_refusal
+    from ..planner import cpu_refusal
 
-    return cpu_refusal(cfg.arch, data.in_channels, len(data.classes), data.image_size)
+    return cpu_refusal(cfg.arch, (data.in_channels, len(data.classes), data.image_size))
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
@@ -173,7 +174,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
                 memory_format=args.memory_format, compile=args.compile)
             recipe, native = RecipeSession(arch, loader, device=device), NativeSession(cfg, data)
             training = native.training
-            alone = _trains_alone(args, cfg, data, training.model) if together > 1 else None
+            alone = _trains_alone(args, cfg, data) if together > 1 else None
             sessions = {"recipe": recipe, "native": native}
             if alone is None and (args.seeds_together or args.stack_seeds):
                 sessions["together"] = (StackedSession(cfg, data, together) if args.stack_seeds

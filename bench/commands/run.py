@@ -357,7 +357,7 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
     # Every network on every input shape, before anything is written or trained.
     check_networks(dict.fromkeys(c.arch for c in build_configs(args, names, device)),
                    {(d.in_channels, d.image_size, d.num_classes) for d in datasets})
-    alone = stack_refusals(args, datasets, device, console)
+    packing = plan_packing(args, datasets, device, console)
     out = Path(args.out) if args.out else Path("reports") / "-".join(names)
     prepare_output_dir(out)
 
@@ -370,18 +370,18 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
         save_samples(out, dataset)
 
     rounds = SeedRounds(args.seeds, args.max_seeds) if args.until_decided else None
-    configs = stack(build_configs(args, names, device, _round_seeds(rounds, 0)), args, alone)
+    configs = packing.configs(build_configs(args, names, device, _round_seeds(rounds, 0)))
     console.print(
         f"cnnbench: {len({c.arch for c in configs})} architectures x {len(datasets)} dataset(s) x "
         f"{len({c.seed for c in configs})} seeds{' a round' if rounds else ''} = {len(configs)} runs of "
         f"{configs[0].epochs} epochs on {device} ({device_name(device)}), output in {out}", soft_wrap=True)
     looks = trained = 0
     while True:
-        outcome = train_grid(args, configs, out, executor, console, folders)
+        outcome = train_grid(args, configs, out, executor, console, folders, packing)
         looks, trained = looks + 1, trained + outcome.trained
         if rounds is None or outcome.interrupted is not None or not ask_again(args, rounds, looks, outcome, console):
             break
-        configs = stack(build_configs(args, names, device, _round_seeds(rounds, looks)), args, alone)
+        configs = packing.configs(build_configs(args, names, device, _round_seeds(rounds, looks)))
     save_errors_of(out, datasets, outcome.records)
 
     write_invocation(out, describe_invocation(args, configs, datasets, fallbacks, outcome, executor, out,
@@ -405,33 +405,20 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
     return EXIT_RUN_FAILED if outcome.failed else 0
 
 
-def stack_refusals(args: argparse.Namespace, datasets: list[Dataset], device: str,
-                   console: Console) -> set[tuple[str, str]]:
-    """With --stack-seeds: the (arch, dataset) runs that train alone, each said once with why."""
-    if args.stack_seeds < 2:
-        return set()
-    from ..fast.stacked_training import cpu_refusal, refusal
+def plan_packing(args: argparse.Namespace, datasets: list[Dataset], device: str, console: Console):
+    """Which runs train together (``bench.planner``), each packing refused said once with why."""
+    from ..planner import plan_grid
 
-    alone = set()
-    for cfg in build_configs(args, [d.name for d in datasets], device, [0]):
-        d = next(d for d in datasets if d.name == cfg.dataset)
-        shape = (cfg.arch, d.in_channels, d.num_classes, d.image_size)
-        reason = refusal(*shape) or (cpu_refusal(*shape) if device == "cpu" else None)
-        if reason is not None:
-            alone.add((cfg.arch, cfg.dataset))
-            say(console, f"{cfg.arch} trains alone, not stacked: {reason}")
-    return alone
-
-
-def stack(configs: list[RunConfig], args: argparse.Namespace, alone: set[tuple[str, str]]) -> list[RunConfig]:
-    """The runs --stack-seeds stacks, marked so (stacking is part of what a run is)."""
-    if args.stack_seeds < 2:
-        return configs
-    return [c if (c.arch, c.dataset) in alone else c.replace(stacked=True) for c in configs]
+    shapes = {d.name: (d.in_channels, d.num_classes, d.image_size) for d in datasets}
+    packing = plan_grid(build_configs(args, list(shapes), device, [0]), shapes,
+                        stack_seeds=args.stack_seeds, seeds_together=args.seeds_together)
+    for line in packing.notes():
+        say(console, line)
+    return packing
 
 
 def train_grid(args: argparse.Namespace, configs: list[RunConfig], out: Path, executor, console: Console,
-               folders: dict):
+               folders: dict, packing=None):
     """Train (or reuse) every run of ``configs``, with progress on the console."""
     from ..progress import GridProgress
     from ..runner import run_grid
@@ -451,7 +438,7 @@ def train_grid(args: argparse.Namespace, configs: list[RunConfig], out: Path, ex
             checkpoint_every=args.checkpoint_every, target=args.target, on_start=on_start,
             on_epoch=lambda cfg, rec: state["progress"].on_epoch(cfg, rec),
             on_run=lambda rec: state["progress"].on_run(rec),
-            on_note=lambda line: say(console, line),
+            on_note=lambda line: say(console, line), packing=packing,
         )
     finally:
         if "progress" in state:

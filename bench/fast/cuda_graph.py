@@ -34,7 +34,6 @@ from ..config import RunConfig
 WARMUP_STEPS = 3
 ENV_SWITCH = "CNNBENCH_CUDA_GRAPHS"
 CAPTURED = "cuda-graph"
-EAGER = "eager"
 
 # (data, split, index, loss_sum, hits) -> None: ``bench.train.Training.train_batch``, the same
 # function eagerly and under capture.  Passed to each call, not kept: a kept bound method would

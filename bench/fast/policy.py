@@ -1,6 +1,6 @@
 """The speed-ups one run gets, chosen by a fixed rule on its config and model.
 
-``bench.train.build_training`` consults ``speedups(cfg)`` once; each method answers one
+``bench.train.build_training`` consults ``speedups(cfg)`` once (through ``run_policy``); each method answers one
 question the plain loop would otherwise answer the tutorial's way (``bench.train.PlainPolicy``).
 """
 
@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager, contextmanager
 import torch
 from torch import nn
 
-from ..config import RunConfig
+from ..config import FUSED_OPTIMIZERS, RunConfig
 from .avg_pool import use_broadcast_avg_pool
 from .cuda_graph import GraphedSteps, graph_refusal
 from .memory_format import choose_memory_format, keep_gradients_channels_last
@@ -25,8 +25,6 @@ CPU_RUN_THREADS = 1
 # enough to fill it.  The size can move logits in the last bits, never a prediction.
 CPU_EVAL_BATCH = 256
 GPU_EVAL_BATCH = 1000
-# Optimizers torch has a one-kernel (fused) step for.
-FUSED_OPTIMIZERS = ("adam", "sgd")
 
 
 class Speedups:
@@ -77,6 +75,10 @@ class Speedups:
             use_input_conv_max_pool(model)  # the first layer: its input needs no gradient
             use_conv_max_pool(model)
 
+    def graph_refusal(self) -> str | None:
+        """Why this run's steps are not captured as a CUDA graph, or None when they are."""
+        return graph_refusal(self.cfg)
+
     def graph(self, optimizers: list[torch.optim.Optimizer], stacked_runs: int = 0) -> GraphedSteps | None:
         """Replayed CUDA-graph steps for a run with these optimizers (or a stack of
         ``stacked_runs`` seeds with one), or None to step eagerly."""
@@ -101,8 +103,3 @@ def run_threads(device: str | torch.device) -> Iterator[None]:
 
 def speedups(cfg: RunConfig) -> Speedups:
     return Speedups(cfg)
-
-
-def may_share_steps(cfg: RunConfig) -> bool:
-    """Whether runs of ``cfg`` (but the seed) may step together as one seed group."""
-    return graph_refusal(cfg) is None

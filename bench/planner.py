@@ -45,6 +45,7 @@ class Packing:
     mode: str = ALONE
     size: int = 1
     refused: tuple[str, ...] = ()  # one line per packing asked for and refused, saying why
+    aten: str = ""  # a stack: why it trains on aten's kernels, not bench.fast's (its runs' bits differ)
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,17 @@ class Plan:
         return dict(self.packings).get((cfg.arch, cfg.dataset), Packing())
 
     def configs(self, configs: Sequence[RunConfig]) -> list[RunConfig]:
-        """``configs`` with the runs to stack marked so (stacking is part of what a run is)."""
-        return [c.replace(stacked=True) if self.packing(c).mode == STACK else c for c in configs]
+        """``configs`` with the runs to stack marked so (stacking is part of what a run is), and
+        a CPU stack that trains without bench.fast's kernels marked that too (other bits)."""
+        return [c.replace(stacked=True, aten_stack=bool(self.packing(c).aten)) if self.packing(c).mode == STACK else c
+                for c in configs]
 
     def notes(self) -> list[str]:
-        """One line per refused packing: what trains alone, and why."""
-        return [f"{arch} trains alone, {reason}" for (arch, _dataset), p in self.packings for reason in p.refused]
+        """One line per refused packing (what trains alone, and why), and once why stacks use aten."""
+        lines = [f"{arch} trains alone, {reason}" for (arch, _dataset), p in self.packings for reason in p.refused]
+        aten = sorted({p.aten for _key, p in self.packings if p.aten})
+        return lines + [f"stacks use aten's kernels, not bench.fast's: {reason}; their runs get other last bits "
+                        "and ids of their own" for reason in aten]
 
     def units(self, tasks: Sequence[RunTask]) -> list[WorkUnit]:
         """The tasks in units of up to their packing's size, in grid order.
@@ -106,7 +112,7 @@ def _packing(cfg: RunConfig, shape: Shape, stack_seeds: int, seeds_together: int
         reason = stack_refusal(cfg, shape)
         if reason is not None:
             return Packing(refused=(f"not stacked: {reason}",))
-        return Packing(STACK, stack_part(cfg.device, stack_seeds))
+        return Packing(STACK, stack_part(cfg.device, stack_seeds), aten=run_policy(cfg).stack_kernel_refusal() or "")
     size = group_size(cfg.device, seeds_together)
     if size < 2:
         return Packing()

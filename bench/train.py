@@ -76,6 +76,9 @@ class PlainPolicy:
     def prepare_stack(self, model: nn.Module, memory_format: torch.memory_format) -> None:
         pass
 
+    def stack_kernel_refusal(self) -> str | None:
+        return "the plain policy uses none of bench.fast's kernels" if self.cfg.device == "cpu" else None
+
     def graph_refusal(self) -> str | None:
         return "the plain policy captures no CUDA graphs"
 

@@ -111,3 +111,32 @@ def test_without_a_plan_every_run_trains_alone(stacked):
     tasks = [RunTask(RunConfig(arch="lenet", dataset="digits", seed=s, stacked=stacked), DataRequest())
              for s in range(3)]
     assert Plan().units(tasks) == tasks
+
+
+def test_without_numba_cpu_stacks_use_aten_say_so_once_and_get_ids_of_their_own(monkeypatch, tmp_path):
+    from bench.fast import kernels
+
+    monkeypatch.setattr(kernels, "_built", [f"numba is not installed ({kernels.NUMBA_EXTRA})"])
+    configs = [RunConfig(arch=a, dataset="digits", seed=s) for a in ("lenet", "lenet-12") for s in (0, 1)]
+    plan = plan_grid(configs, MNIST, stack_seeds=2)
+    marked = plan.configs(configs)
+    assert all(c.stacked and c.aten_stack for c in marked)
+    assert plan.notes() == ["stacks use aten's kernels, not bench.fast's: numba is not installed (pip install "
+                            "'cnnbench[numba]'); their runs get other last bits and ids of their own"]
+    assert marked[0].run_id() != marked[0].replace(aten_stack=False).run_id()
+    assert marked[0].replace(aten_stack=False).run_id() == configs[0].replace(stacked=True).run_id()
+    cuda = [c.replace(device="cuda") for c in configs]
+    assert not any(c.aten_stack for c in plan_grid(cuda, MNIST, stack_seeds=2).configs(cuda))  # CPU kernels only
+
+
+def test_kernels_that_fail_to_build_are_a_reason_not_a_crash(monkeypatch):
+    import sys
+    import types
+
+    from bench.fast import kernels
+
+    monkeypatch.setattr(kernels, "_built", [])
+    monkeypatch.setitem(sys.modules, "bench.fast.conv_pool", types.ModuleType("bench.fast.conv_pool"))
+    reason = kernels.kernel_refusal()
+    assert reason is not None and reason.startswith("numba could not build them (")
+    assert kernels.kernel_refusal() == reason  # tried once per process

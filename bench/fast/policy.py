@@ -15,6 +15,7 @@ from torch import nn
 from ..config import FUSED_OPTIMIZERS, RunConfig
 from .avg_pool import use_broadcast_avg_pool
 from .cuda_graph import GraphedSteps, graph_refusal
+from .kernels import kernel_refusal, use_stack_kernels
 from .memory_format import choose_memory_format, keep_gradients_channels_last
 from .relu_order import pool_before_relu
 
@@ -58,22 +59,19 @@ class Speedups:
             return  # compiled code picks its own layouts and writes its own backward
         if memory_format == torch.channels_last:
             keep_gradients_channels_last(model)
-            if self.device.type == "cpu":
-                from .max_pool import use_channels_last_max_pool  # numba: imported only where used
-
-                use_channels_last_max_pool(model)
         if self.device.type == "cuda":
             use_broadcast_avg_pool(model)
 
     def prepare_stack(self, model: nn.Module, memory_format: torch.memory_format) -> None:
         """``prepare`` for a stack of seeds, which may also sum in orders no solo run does."""
         self.prepare(model, memory_format)
-        if self.device.type == "cpu" and memory_format == torch.channels_last and not self.cfg.compile:
-            from .conv_pool import use_conv_max_pool  # numba: imported only where used
-            from .input_conv_pool import use_input_conv_max_pool
+        if (self.device.type == "cpu" and memory_format == torch.channels_last and not self.cfg.compile
+                and not self.cfg.aten_stack):
+            use_stack_kernels(model)
 
-            use_input_conv_max_pool(model)  # the first layer: its input needs no gradient
-            use_conv_max_pool(model)
+    def stack_kernel_refusal(self) -> str | None:
+        """Why a CPU stack of this run would train on aten's kernels rather than bench.fast's, or None."""
+        return kernel_refusal() if self.device.type == "cpu" else None
 
     def graph_refusal(self) -> str | None:
         """Why this run's steps are not captured as a CUDA graph, or None when they are."""

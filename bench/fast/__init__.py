@@ -10,7 +10,10 @@ live in ``bench.drivers``.
 - ``policy``: which tricks apply to a run, by a fixed rule on its config and model.
 - ``memory_format``: channels_last activations on CPU, and gradients kept in that layout.
 - ``relu_order``: ReLU -> max-pool rewritten as max-pool -> ReLU at build time.
-- ``max_pool`` / ``avg_pool`` / ``pool_swap``: 2x2 pools with cheaper kernels, aten's bits.
+- ``avg_pool`` / ``pool_swap``: a CUDA 2x2 average pool with a cheaper backward, aten's bits.
+- ``kernels``: the one place the numba kernels below are built (the optional ``cnnbench[numba]``);
+  where they cannot be, a CPU stack trains on aten's, marked ``aten_stack`` in its config.
+- ``max_pool``: a channels_last 2x2 max-pool, aten's bits; a CPU stack's fused layers pool with it.
 - ``cuda_graph``: a CUDA run's full batches replay one captured graph.
 - ``input_conv_pool``: a CPU stack's first convolution and max-pool, computed by kernels of their own.
 - ``conv_pool``: a CPU stack's second 5x5 convolution and max-pool, with a backward of their own.

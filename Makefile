@@ -20,7 +20,7 @@ $(BENCH_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
 	touch $@
 
 $(TEST_STAMP): pyproject.toml constraints.txt | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,ray,mlflow,tensorboard]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,numba,ray,mlflow,tensorboard]'
 	touch $@
 
 setup: $(TEST_STAMP)

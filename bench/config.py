@@ -17,6 +17,7 @@ from .errors import BenchError
 
 OPTIMIZERS = ("sgd", "adam", "adadelta")
 OPTIMIZER_IMPLS = ("fused", "foreach")
+FUSED_OPTIMIZERS = ("adam", "sgd")  # the optimizers torch has a one-kernel (fused) step for
 LR_SCHEDULES = ("none", "step")
 DTYPES = ("float32", "bfloat16-autocast")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
@@ -27,7 +28,7 @@ TEST_WEIGHTS = ("best-val", "last")
 DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adadelta": 1.0}
 # Fields added after runs were stored: at these values they are left out of the hash, so
 # every run stored before keeps its id.
-UNHASHED_DEFAULTS = {"stacked": False}
+UNHASHED_DEFAULTS = {"stacked": False, "aten_stack": False}
 
 
 @dataclass(frozen=True)
@@ -59,9 +60,12 @@ class RunConfig:
     memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
     compile: bool = False
     deterministic: bool = False
-    # Trained as one of a stack of seeds (bench.fast.stacked): the same arithmetic summed in
+    # Trained as one of a stack of seeds (bench.drivers.stacked): the same arithmetic summed in
     # another order, so other last bits than alone.  Hashed only when set: solo ids stay.
     stacked: bool = False
+    # A CPU stack computed by aten's kernels, not bench.fast's numba ones (numba missing or
+    # failing: bench.planner decides): other last bits, so an id of its own.  Hashed only when set.
+    aten_stack: bool = False
 
     def __post_init__(self) -> None:
         validate(self)

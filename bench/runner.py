@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .checkpoint import checkpoint_plan
 from .config import RunConfig
@@ -26,6 +27,9 @@ from .storage import (
 )
 from .tasks import DataRequest, RunTask
 from .train import EpochCallback
+
+if TYPE_CHECKING:
+    from .planner import Plan
 
 
 class Interrupted(Exception):
@@ -110,6 +114,7 @@ def run_grid(
     on_run: Callable[[RunRecord], None] | None = None,
     on_note: Callable[[str], None] | None = None,
     evaluations: tuple[str, ...] = (),
+    packing: Plan | None = None,
 ) -> GridOutcome:
     """Train what ``configs`` still need into ``out``.
 
@@ -118,6 +123,8 @@ def run_grid(
     console: damaged runs moved aside, workers that died, runs waiting for a cluster; an
     executor may call it from another thread.  ``evaluations`` run on each trained run's
     tested weights where it trains (``bench.evaluations``).
+    ``packing``: which runs train together
+    (``bench.planner.plan_grid``); None: every run alone.
     """
     started = time.perf_counter()
     planned = plan(configs, out, force)
@@ -145,7 +152,7 @@ def run_grid(
                 on_epoch(cfg, epoch)
 
         try:
-            results = executor.run(tasks, epoch_event, on_note)
+            results = executor.run(tasks, epoch_event, on_note, packing)
             try:
                 for record in results:
                     record = _same_identity(record)

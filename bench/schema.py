@@ -114,6 +114,7 @@ CONFIG_DOCS = {
     "compile": "the model was torch.compile'd",
     "deterministic": "deterministic kernels only",
     "stacked": "trained in a stack of seeds (--stack-seeds): same arithmetic, other last bits than alone",
+    "aten_stack": "a CPU stack computed by aten's kernels, not bench.fast's numba ones (numba missing): other bits",
 }
 
 

@@ -222,18 +222,14 @@ def load_misclassified(out: Path, run_id: str) -> dict[str, torch.Tensor] | None
     return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
 
 
-def tables_from_records(records: Iterable[RunRecord], targets: dict[str, float] | None = None
-                        ) -> dict[str, pd.DataFrame]:
-    """The three tables of ``records``; ``targets`` (dataset -> validation accuracy) adds the
-    time-to-target columns (AlgoPerf's measure)."""
+def tables_from_records(records: Iterable[RunRecord]) -> dict[str, pd.DataFrame]:
+    """The three tables of ``records`` (``write_tables`` adds the time-to-target columns)."""
     records = list(records)
     runs = pd.DataFrame([r.runs_row() for r in records])
     # Explicit columns: a grid whose runs all failed or diverged still gets readable
     # (header-only) epochs/confusion tables, not an empty file that no reader can parse.
     epochs = pd.DataFrame([row for r in records for row in r.epoch_rows()], columns=EPOCHS.names)
     confusion = pd.DataFrame([row for r in records for row in r.confusion_rows()], columns=CONFUSION.names)
-    if targets and not epochs.empty:
-        runs = _with_time_to_target(runs, epochs, targets)
     return {RUNS.file: runs, EPOCHS.file: epochs, CONFUSION.file: confusion}
 
 

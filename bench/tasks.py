@@ -7,9 +7,8 @@ files; the driver stores records, so every executor behaves the same.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -20,12 +19,10 @@ from .datasets.prepared import PreparedData, prepare_data
 from .datasets.tensors import Dataset
 from .determinism import deterministic_mode, nondeterministic_op
 from .environment import environment
+from .drivers.seed_group import train_group
 from .errors import BenchError
-from .fast import may_share_steps, speedups
-from .fast.seed_group import train_group
-from .fast.stacked_training import stack_part
 from .records import STATUS_OK, RunRecord, TrainOutcome, failed_record, record_from_outcome
-from .train import EpochCallback, train_run
+from .train import EpochCallback, run_policy, train_run
 
 
 @dataclass(frozen=True)
@@ -79,44 +76,13 @@ def prepared_data(cfg: RunConfig, request: DataRequest) -> PreparedData:
 
 @dataclass(frozen=True)
 class SeedGroupTask:
-    """Runs that differ only in seed, trained together by one worker (``bench.seed_group``)."""
+    """Runs that differ only in seed, trained together by one worker: a seed group, or a stack
+    when they are stacked (``bench.drivers``; ``bench.planner`` packs them)."""
 
     tasks: tuple[RunTask, ...]
 
 
 WorkUnit = RunTask | SeedGroupTask
-
-
-def pack_seed_groups(tasks: Sequence[RunTask], size: int, stack: int = 1) -> list[WorkUnit]:
-    """Runs of one configuration but the seed, in groups of up to ``size``, in grid order.
-
-    Stacked runs (``--stack-seeds``) go in stacks of up to ``stack``, checkpoints or not: a
-    stack resumes only as the stack that saved them.  Of the others only CUDA runs whose
-    steps are captured as a graph are grouped (elsewhere a group would step its runs one
-    after another, for nothing), and only runs with no checkpoint to resume from: the runs
-    of a group must start at the same epoch.
-    """
-    units: list[WorkUnit] = []
-    open_groups: dict[RunConfig, list[RunTask]] = {}
-    for task in tasks:
-        cfg = task.config
-        # On CPU a stack trains in parts one after another: each part is a unit of its own,
-        # so the parts of one stack spread over the workers.
-        most = stack_part(cfg, stack) if cfg.stacked else size
-        if most < 2 or not (cfg.stacked or may_share_steps(cfg)) or (_has_checkpoint(task) and not cfg.stacked):
-            units.append(task)
-            continue
-        group = open_groups.get(cfg.replace(seed=0))
-        if group is None or len(group) == most:
-            group = open_groups[cfg.replace(seed=0)] = []
-            units.append(group)  # filled in place; turned into a task below
-        group.append(task)
-    return [unit if isinstance(unit, RunTask) else unit[0] if len(unit) == 1 else SeedGroupTask(tuple(unit))
-            for unit in units]
-
-
-def _has_checkpoint(task: RunTask) -> bool:
-    return task.checkpoint is not None and task.checkpoint.resume and Path(task.checkpoint.path).is_file()
 
 
 def execute_unit(unit: WorkUnit, on_epoch: EpochCallback | None = None) -> list[RunRecord]:
@@ -137,7 +103,7 @@ def execute_group(group: SeedGroupTask, on_epoch: EpochCallback | None = None) -
 
     def train(data: PreparedData) -> list[TrainOutcome]:
         if tasks[0].config.stacked:
-            from .fast.stacked_training import train_stack
+            from .drivers.stacked_training import train_stack
 
             return train_stack([t.config for t in tasks], data, on_epoch, [t.checkpoint for t in tasks])
         checkpoints = [Checkpointer(t.checkpoint, t.config.run_id(), t.config.device) if t.checkpoint else None
@@ -151,7 +117,7 @@ def _execute(tasks: list[RunTask], train: Callable[[PreparedData], list[TrainOut
     cfg = tasks[0].config  # a group's runs share all but the seed
     try:
         data = prepared_data(cfg, tasks[0].data)
-        with speedups(cfg).threads(), deterministic_mode(cfg.deterministic) as nondeterministic:
+        with run_policy(cfg).threads(), deterministic_mode(cfg.deterministic) as nondeterministic:
             outcomes = train(data)
             env = environment(cfg.device)  # the thread count the runs trained with
             evaluated = [evaluate_outcome(t, outcome, data) for t, outcome in zip(tasks, outcomes, strict=True)]
@@ -192,7 +158,7 @@ def _failed(tasks: list[RunTask], reason: str) -> list[RunRecord]:
 
 def _train(task: RunTask, data: PreparedData, on_epoch: EpochCallback | None):
     if task.config.stacked:  # a stack of one: stacked arithmetic
-        from .fast.stacked_training import train_stack
+        from .drivers.stacked_training import train_stack
 
         return train_stack([task.config], data, on_epoch, [task.checkpoint])[0]
     if task.checkpoint is None:

@@ -6,13 +6,15 @@ end test the chosen weights.  Batches are sliced from one uint8 tensor on the ru
 and normalized there; losses and hit counts add up on the device and are read once per
 epoch.  The same seed gives every architecture the same batches in the same order.
 
-What ``bench.fast`` changes for speed it decides in one place, ``speedups(cfg)``; replace
-that call with ``PlainPolicy()`` and this file trains the tutorial's way.
+What ``bench.fast`` changes for speed it decides in one place, ``run_policy(cfg)``; with
+``CNNBENCH_PLAIN=1`` that is ``PlainPolicy`` and this file trains the tutorial's way.
+Drivers that step several runs at once (``bench.drivers``) import this loop, never the reverse.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -26,7 +28,7 @@ from torch import nn
 from architectures import get_spec
 
 from .checkpoint import Checkpointer, ResumeState
-from .config import RunConfig
+from .config import FUSED_OPTIMIZERS, RunConfig
 from .datasets.prepared import PreparedData
 from .datasets.tensors import Split
 from .devices import synchronize
@@ -37,6 +39,8 @@ from .seeding import data_order_generator, seed_everything
 
 MISCLASSIFIED_KEPT = 16  # the most confidently wrong test images each run keeps
 EAGER = "eager"
+# CNNBENCH_PLAIN=1: every run trains under PlainPolicy, no bench.fast trick (a check, not a mode).
+PLAIN_ENV = "CNNBENCH_PLAIN"
 
 EpochCallback = Callable[[RunConfig, dict[str, float]], None]
 
@@ -44,24 +48,49 @@ EpochCallback = Callable[[RunConfig, dict[str, float]], None]
 class PlainPolicy:
     """The tutorial's choices: what every run would do without ``bench.fast``.
 
+    The same interface as ``bench.fast.Speedups``; what the config asks for (the fused
+    optimizer, a memory format named by --memory-format) it still gets, only nothing for speed.
     ``threads()`` is entered by whoever executes a run (``bench.tasks``), around the run.
     """
 
     eval_batch = 1000
-    optimizer_options: dict[str, bool] = {}
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg = cfg
+
+    @property
+    def optimizer_options(self) -> dict[str, bool]:
+        fused = self.cfg.optimizer_impl == "fused" and self.cfg.optimizer in FUSED_OPTIMIZERS
+        return {"fused": True} if fused else {}
 
     @contextmanager
     def threads(self) -> Iterator[None]:
         yield  # torch's default thread count
 
     def memory_format(self, model: nn.Module) -> torch.memory_format:
-        return torch.contiguous_format
+        return torch.channels_last if self.cfg.memory_format == "channels_last" else torch.contiguous_format
 
     def prepare(self, model: nn.Module, memory_format: torch.memory_format) -> None:
         pass
 
+    def prepare_stack(self, model: nn.Module, memory_format: torch.memory_format) -> None:
+        pass
+
+    def stack_kernel_refusal(self) -> str | None:
+        return "the plain policy uses none of bench.fast's kernels" if self.cfg.device == "cpu" else None
+
+    def graph_refusal(self) -> str | None:
+        return "the plain policy captures no CUDA graphs"
+
     def graph(self, optimizers: list[torch.optim.Optimizer], stacked_runs: int = 0) -> None:
         return None
+
+
+def run_policy(cfg: RunConfig):
+    """What a run changes for speed: ``bench.fast``'s choices, or ``PlainPolicy`` under CNNBENCH_PLAIN=1."""
+    if os.environ.get(PLAIN_ENV, "0").strip() == "1":
+        return PlainPolicy(cfg)
+    return speedups(cfg)
 
 
 def make_optimizer(cfg: RunConfig, params, options: dict[str, bool]) -> torch.optim.Optimizer:
@@ -155,7 +184,7 @@ def use_tf32(cfg: RunConfig) -> None:
 
 def build_training(cfg: RunConfig, data: PreparedData) -> Training:
     """Seed, build the model on the device in its memory format, and make its optimizer."""
-    policy = speedups(cfg)
+    policy = run_policy(cfg)
     device = torch.device(cfg.device)
     use_tf32(cfg)
     seed_everything(cfg.seed)
@@ -217,8 +246,8 @@ def train_together(loops: list[RunLoop], device: str, run_steps: Callable, after
 class RunLoop:
     """One run's epochs around its steps: order, evaluation, records, best weights, checkpoints.
 
-    ``train_run`` drives one loop with the run's own steps; ``bench.fast.seed_group`` drives
-    several whose steps run together.  Per epoch: ``next_order()``, train on it,
+    ``train_run`` drives one loop with the run's own steps; ``bench.drivers`` drive several
+    whose steps run together.  Per epoch: ``next_order()``, train on it,
     ``epoch_done(...)``; ``outcome`` is set once the run has finished or diverged.
     """
 

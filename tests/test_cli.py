@@ -131,3 +131,11 @@ def test_predict_agrees_with_the_model_on_a_test_image(digits_run, tmp_path, cap
 def test_predict_unknown_run_is_one_line(digits_run, tmp_path, capsys):
     assert run_cli("predict", str(digits_run), "--arch", "convnet", str(tmp_path / "x.png")) == 2
     assert capsys.readouterr().err.startswith("error: no finished run of convnet")
+
+
+def test_run_states_the_statistics_default_margin():
+    """commands/run.py keeps its own copy (--help must not import scipy); the two must agree."""
+    from bench.commands import run
+    from bench.stats import DEFAULT_MARGIN
+
+    assert run.DEFAULT_MARGIN == DEFAULT_MARGIN

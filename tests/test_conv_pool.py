@@ -20,7 +20,7 @@ from bench.fast.conv_pool import SLACK, ConvMaxPool, _from_blocks, _nhwc, _to_bl
 from bench.fast.fused_conv_pool import FusedConvMaxPool
 from bench.fast.input_conv_pool import InputConvMaxPool, use_input_conv_max_pool
 from bench.fast.max_pool import ChannelsLastMaxPool2x2
-from bench.fast.stacked_training import StackSteps
+from bench.drivers.stacked_training import StackSteps
 from bench.train import build_training
 from test_input_conv_pool import assert_gradients_match
 

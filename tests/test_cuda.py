@@ -11,9 +11,9 @@ from bench.config import RunConfig
 from bench.fast.cuda_graph import ENV_SWITCH, WARMUP_STEPS
 from bench.datasets import load_dataset
 from bench.determinism import deterministic_mode
-from bench.fast.seed_group import train_group
-from bench.fast.stacked import unstack_into
-from bench.fast.stacked_training import StackSteps, train_stack
+from bench.drivers.seed_group import train_group
+from bench.drivers.stacked import unstack_into
+from bench.drivers.stacked_training import StackSteps, train_stack
 from bench.seeding import data_order_generator
 from bench.datasets import prepare_data
 from bench.train import build_training, train_run

@@ -266,6 +266,7 @@ def test_a_grid_rerun_over_runs_trained_before_evaluations_evaluates_them_withou
                    "--workers", "1", "--out", str(out), "--no-report", "--evaluations", "shift,calibration") == 0
     runs = read_tables(out)["runs.csv"]
     fresh = read_tables(digits_run)["runs.csv"]
-    assert list(runs["shift_consistency"]) == list(fresh["shift_consistency"]) and list(runs["ece"]) == list(fresh["ece"])
+    assert list(runs["shift_consistency"]) == list(fresh["shift_consistency"])
+    assert list(runs["ece"]) == list(fresh["ece"])
     assert "mean_corruption_acc" not in runs  # not asked for this time
     assert {p: p.read_bytes() for p in weights} == weights  # reused, not retrained

@@ -100,9 +100,28 @@ def digits():
     return prepare_data(load_dataset("digits", DataSearch(download=False)), 0.0, "cpu")
 
 
-@pytest.mark.parametrize(("memory_format", "compile_", "expected"), [
-    ("auto", False, 2), ("channels_last", False, 2), ("contiguous", False, 0), ("auto", True, 0)])
-def test_the_cpu_training_path_pools_with_the_kernels_in_channels_last(memory_format, compile_, expected, digits):
+@pytest.mark.parametrize(("memory_format", "compile_", "aten_stack", "expected"), [
+    ("auto", False, False, 2), ("channels_last", False, False, 2), ("contiguous", False, False, 0),
+    ("auto", True, False, 0), ("auto", False, True, 0)])
+def test_only_a_cpu_stack_in_channels_last_pools_with_the_kernels(memory_format, compile_, aten_stack, expected,
+                                                                   digits):
+    """Solo runs pool with aten's kernel (the bits are the same, the speed-up measured too small
+    to keep, docs/performance.md); a CPU stack's fused layers pool with this one."""
+    from bench.drivers.stacked_training import StackSteps
+
     cfg = RunConfig(arch="lenet-12", dataset="digits", memory_format=memory_format, compile=compile_)
-    model = build_training(cfg, digits).model
-    assert sum(isinstance(m, ChannelsLastMaxPool2x2) for m in model.modules()) == expected
+    assert not any(isinstance(m, ChannelsLastMaxPool2x2) for m in build_training(cfg, digits).model.modules())
+    stack = StackSteps([cfg.replace(seed=s, stacked=True, aten_stack=aten_stack) for s in (0, 1)], digits)
+    assert sum(isinstance(m, ChannelsLastMaxPool2x2) for m in stack.model.modules()) == expected
+
+
+def test_a_stack_planned_with_the_kernels_does_not_train_without_them(monkeypatch, digits):
+    from bench.drivers.stacked_training import StackSteps
+    from bench.errors import BenchError
+    from bench.fast import kernels
+
+    monkeypatch.setattr(kernels, "_built", ["numba is not installed"])
+    cfgs = [RunConfig(arch="lenet-12", dataset="digits", seed=s, stacked=True) for s in (0, 1)]
+    with pytest.raises(BenchError, match="bits are bench.fast's numba kernels', which cannot be built here"):
+        StackSteps(cfgs, digits)  # its id says kernels' bits: aten's would be another run's
+    StackSteps([c.replace(aten_stack=True) for c in cfgs], digits)

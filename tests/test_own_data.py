@@ -322,7 +322,7 @@ def test_colour_data_in_a_cuda_seed_group_gives_each_run_the_bits_it_gets_alone(
     """Per-channel normalization inside a captured CUDA graph copies nothing from the host."""
     from bench.config import RunConfig
     from bench.determinism import deterministic_mode
-    from bench.fast.seed_group import train_group
+    from bench.drivers.seed_group import train_group
     from bench.train import train_run
 
     write_cifar(tmp_path)

@@ -69,8 +69,9 @@ def test_html_is_self_contained_and_embeds_every_png(rendered):
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing fetched from a network
     sections = re.findall(r'<section id="([a-z]+)-digits">\s*<h2>(\d+)\. ([^<]+)</h2>', html)
     assert [(int(n), title) for _, n, title in sections] == list(enumerate([
-        "Leaderboard", "Pairwise comparisons", "Robustness", "Time to target", "Learning curves", "Where the networks err",
-        "Cost", "What the networks see and get wrong", "Failed or diverged runs"], start=1))  # numbered in order
+        "Leaderboard", "Pairwise comparisons", "Robustness", "Time to target", "Learning curves",
+        "Where the networks err", "Cost", "What the networks see and get wrong", "Failed or diverged runs"],
+        start=1))  # numbered in order
     toc = re.search(r'<nav class="toc".*?</nav>', html, re.S).group(0)
     assert re.findall(r'href="#([a-z]+-digits)"', toc) == [f"{key}-digits" for key, _, _ in sections]
     assert html.count("How to read this.") >= 7  # one per section (failed runs: only when any)

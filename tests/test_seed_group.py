@@ -10,14 +10,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.checkpoint import CheckpointPlan
 from bench.config import RunConfig
 from bench.datasets import DataSearch, load_dataset
 from bench.errors import BenchError
 from bench.executors import make_executor
 from bench.executors.local import LocalExecutor
-from bench.fast.seed_group import train_group
-from bench.tasks import DataRequest, RunTask, SeedGroupTask, execute_unit, pack_seed_groups
+from bench.drivers.seed_group import train_group
+from bench.tasks import DataRequest, RunTask, SeedGroupTask, execute_unit
 from bench.datasets import prepare_data
 from bench.train import train_run
 
@@ -50,37 +49,6 @@ def test_a_group_gives_each_run_what_it_gets_alone(digits):
         assert_same_run(outcome, train_run(cfg, digits))
     assert sorted(events) == [(s, e) for s in (0, 1, 2) for e in (1, 2)]
     assert grouped[0].epochs[0]["train_seconds"] == grouped[2].epochs[0]["train_seconds"]  # the group's time
-
-
-def test_runs_with_dropout_train_alone(digits):
-    cfgs = [RunConfig(arch="examples-net", dataset="digits", seed=s, epochs=1) for s in (0, 1)]
-    grouped = train_group(cfgs, digits)
-    assert [o.seed_group for o in grouped] == [1, 1]
-    assert_same_run(grouped[1], train_run(cfgs[1], digits))
-
-
-def task(tmp_path=None, **changes):
-    cfg = RunConfig(**{"arch": "lenet", "dataset": "digits", "device": "cuda", **changes})
-    plan = CheckpointPlan(str(tmp_path / f"{cfg.run_id()}.pt"), every=0) if tmp_path else None
-    return RunTask(cfg, DataRequest(), plan)
-
-
-def test_seed_groups_pack_runs_that_differ_only_in_seed(tmp_path):
-    lenet = [task(seed=s) for s in range(5)]
-    dilated = [task(arch="dilated", seed=s) for s in range(2)]
-    units = pack_seed_groups([lenet[0], dilated[0], *lenet[1:], dilated[1]], size=2)
-    assert units == [SeedGroupTask((lenet[0], lenet[1])), SeedGroupTask((dilated[0], dilated[1])),
-                     SeedGroupTask((lenet[2], lenet[3])), lenet[4]]  # grid order, at most 2 per group
-    assert pack_seed_groups(lenet, size=1) == lenet
-
-
-def test_runs_that_cannot_share_a_graph_or_must_resume_are_not_grouped(tmp_path):
-    assert all(isinstance(u, RunTask) for u in pack_seed_groups([task(device="cpu", seed=s) for s in (0, 1)], 8))
-    foreach = [task(optimizer_impl="foreach", seed=s) for s in (0, 1)]
-    assert pack_seed_groups(foreach, 8) == foreach  # its steps are not captured (bench.cuda_graph)
-    first, second, third = (task(tmp_path, seed=s) for s in (0, 1, 2))
-    (tmp_path / f"{first.config.run_id()}.pt").write_bytes(b"a checkpoint")
-    assert pack_seed_groups([first, second, third], 8) == [first, SeedGroupTask((second, third))]
 
 
 def test_a_failing_group_fails_each_of_its_runs(monkeypatch):

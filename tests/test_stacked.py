@@ -23,13 +23,11 @@ from bench.config import RunConfig
 from bench.datasets import DataSearch, load_dataset, prepare_data
 from bench.datasets.tensors import Split
 from bench.fast import speedups
-from bench.fast.stacked import DROPOUT, stack_models, stack_refusal, unstack_into
-from bench.fast.stacked_training import (
-    CPU_STACK_MAX_MFLOP, CPU_STACK_PART, StackSteps, cpu_refusal, refusal, stack_part, train_stack,
-)
+from bench.drivers.stacked import DROPOUT, stack_models, stack_refusal, unstack_into
+from bench.drivers.stacked_training import StackSteps, refusal, train_stack
+from bench.planner import CPU_STACK_MAX_MFLOP
 from bench.seeding import data_order_generator
 from bench.storage import load_record
-from bench.tasks import DataRequest, RunTask, SeedGroupTask, pack_seed_groups
 from bench.train import build_training, train_run
 from conftest import run_cli
 
@@ -123,24 +121,6 @@ def test_the_stacked_network_refuses_what_it_cannot_widen():
         assert torch.allclose(wide[1], model.eval()(x[1]), atol=1e-5)
 
 
-def test_a_cpu_stack_trains_in_parts():
-    cpu = RunConfig(arch="lenet", dataset="digits")
-    assert stack_part(cpu, 8) == CPU_STACK_PART and stack_part(cpu, 2) == 2
-    assert stack_part(cpu.replace(device="cuda"), 32) == 32
-
-
-def test_stacked_runs_pack_into_stacks_of_their_size():
-    request = DataRequest()
-    tasks = [RunTask(RunConfig(arch=a, dataset="digits", seed=s, stacked=a == "lenet"), request)
-             for a in ("lenet", "examples-net") for s in range(5)]
-    units = pack_seed_groups(tasks, 1, stack=2)
-    sizes = [len(u.tasks) if isinstance(u, SeedGroupTask) else 1 for u in units]
-    assert sizes == [2, 2, 1, 1, 1, 1, 1, 1]  # lenet 0-1, 2-3, 4; examples-net alone
-    # on CPU a stack larger than a part goes as parts, which the workers share
-    units = pack_seed_groups(tasks, 1, stack=8)
-    assert [len(u.tasks) if isinstance(u, SeedGroupTask) else 1 for u in units][:2] == [CPU_STACK_PART, 1]
-
-
 def test_a_stacked_grid_records_verifies_and_reports(tmp_path, capsys):
     out = tmp_path / "out"
     assert run_cli("--archs", "lenet-12,examples-net,dilated", "--dataset", "digits", "--seeds", "3", "--epochs", "2",
@@ -166,13 +146,7 @@ def test_a_stacked_grid_records_verifies_and_reports(tmp_path, capsys):
     assert "retraining that stack" in said and "bit for bit" in said
 
 
-def test_on_cpu_only_networks_a_stack_makes_cheaper_are_stacked():
-    # The rule's boundary, from `bench perf --stack-seeds 4` on every registered network
-    # (docs/performance.md): the LeNets gain, the next smallest, dilated, does not.
-    assert cpu_refusal("lenet5", 1, 10, 28) is None
-    said = cpu_refusal("dilated", 1, 10, 28)
-    assert said is not None and "3.6 training MFLOP per image" in said
-    assert cpu_refusal("dilated", 1, 10, 14) is None  # a quarter of the pixels, a quarter of the work
+def test_the_cpu_rule_is_said_in_the_help():
     said_in_help = next(a.help for a in build_parser("run")._actions if a.dest == "stack_seeds")
     assert f"above {CPU_STACK_MAX_MFLOP:g} training MFLOP per image" in said_in_help
 

@@ -9,10 +9,9 @@ import bench.checkpoint
 from bench.checkpoint import CheckpointPlan, Checkpointer
 from bench.config import RunConfig
 from bench.datasets import DataSearch, load_dataset, prepare_data
-from bench.fast import stacked_training
-from bench.fast.stacked_training import CPU_STACK_PART, train_stack
+from bench.drivers import stacked_training
+from bench.drivers.stacked_training import train_stack
 from bench.storage import CHECKPOINT_FILE
-from bench.tasks import DataRequest, RunTask, SeedGroupTask, pack_seed_groups
 from conftest import run_cli, run_cli_process, start_cli
 from test_checkpoint_policy import Clock
 from test_resume import _scramble_global_rngs, assert_same_outcome, assert_same_tables, records, wait_for
@@ -117,14 +116,6 @@ def test_the_runs_of_a_stack_save_at_the_same_epochs(monkeypatch):
     alone = Checkpointer(plan, "c")
     alone._saved_at = alone._epoch_at = clock.now - 31.0
     assert alone.due(1)
-
-
-def test_stacked_runs_with_checkpoints_stay_in_their_stack(tmp_path):
-    saved = CheckpointPlan(str(tmp_path / "checkpoint.pt"), every=1)
-    (tmp_path / "checkpoint.pt").write_bytes(b"a checkpoint")
-    tasks = [RunTask(RunConfig(arch="lenet", dataset="digits", seed=s, stacked=True), DataRequest(), saved)
-             for s in range(CPU_STACK_PART)]
-    assert pack_seed_groups(tasks, 1, stack=CPU_STACK_PART) == [SeedGroupTask(tuple(tasks))]
 
 
 def test_a_stacked_grid_killed_mid_stack_resumes_to_the_same_tables(tmp_path, monkeypatch):

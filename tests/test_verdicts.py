@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from bench.records import RunRecord, pack_bits, unpack_bits
-from bench.storage import load_record, read_tables, tables_from_records
+from bench.storage import load_record, read_tables, write_tables
 from bench.until_decided import SeedRounds
 from conftest import run_cli
 
@@ -43,10 +43,10 @@ def test_records_keep_which_test_images_each_run_got_right(digits_run):
         assert np.array_equal(again.test_correct, record.test_correct)
 
 
-def test_time_to_target_columns_with_a_run_that_never_reaches_it(digits_run):
+def test_time_to_target_columns_with_a_run_that_never_reaches_it(digits_run, tmp_path):
     records = [load_record(digits_run, r) for r in read_tables(digits_run)["runs.csv"]["run_id"]]
     best = max(max(e["val_acc"] for e in r.epochs) for r in records)
-    runs = tables_from_records(records, {"digits": best})["runs.csv"].set_index("run_id")
+    runs = write_tables(tmp_path, records, best)["runs.csv"].set_index("run_id")
     for record in records:
         reached = [e for e in record.epochs if e["val_acc"] >= best]
         row = runs.loc[record.run_id]

@@ -16,9 +16,10 @@ from .run import non_negative_int, positive_int
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from ..perf.table import PerfTiming
     from rich.console import Console
     from rich.table import Table
-    from torch import nn
 
     from ..datasets.prepared import PreparedData
 
@@ -86,17 +87,18 @@ def _archs(selector: str) -> list[str]:
         raise BenchError(str(exc)) from None
 
 
-def _trains_alone(args: argparse.Namespace, cfg: RunConfig, data: PreparedData, model: nn.Module) -> str | None:
+def _trains_alone(args: argparse.Namespace, cfg: RunConfig, data: PreparedData) -> str | None:
     """Why a grid would not step ``cfg``'s seeds together as --stack-seeds or --seeds-together
     asks (dropout, an unknown layer), or None.  The CPU cost rule is left out: perf re-checks it."""
+    from ..planner import dropout_refusal
+
+    shape = (data.in_channels, len(data.classes), data.image_size)
     if args.stack_seeds:
-        from ..fast.stacked_training import refusal
+        from ..drivers.stacked_training import refusal
 
-        reason = refusal(cfg.arch, data.in_channels, len(data.classes), data.image_size)
+        reason = refusal(cfg.arch, *shape)
         return None if reason is None else f"not stacked: {reason}"
-    from ..fast.seed_group import group_refusal
-
-    reason = group_refusal(model)
+    reason = dropout_refusal(cfg.arch, shape)
     return None if reason is None else f"not in a seed group: {reason}"
 
 
@@ -104,9 +106,9 @@ def _cpu_rule(args: argparse.Namespace, cfg: RunConfig, data: PreparedData) -> s
     """With --stack-seeds on CPU: why a grid would train ``cfg``'s seeds alone there, or None."""
     if not args.stack_seeds or cfg.device != "cpu":
         return None
-    from ..fast.stacked_training import cpu_refusal
+    from ..planner import cpu_refusal
 
-    return cpu_refusal(cfg.arch, data.in_channels, len(data.classes), data.image_size)
+    return cpu_refusal(cfg.arch, (data.in_channels, len(data.classes), data.image_size))
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
@@ -114,13 +116,11 @@ def main(args: argparse.Namespace, console: Console) -> int:
 
     from ..datasets.prepared import prepare_data
     from ..devices import device_name, resolve_device
-    from ..executors.local import default_workers
     from ..fast.policy import run_threads
     from ..perf.machine import MachineTrainers
-    from ..perf.native import NativeSession, SeedGroupSession, StackedSession
-    from ..perf.recipe import RecipeSession, recipe_loader, torchvision_root
+    from ..perf.recipe import recipe_loader, torchvision_root
     from ..perf.roof import matmul_flops_per_s
-    from ..perf.table import PerfTiming, perf_table
+    from ..perf.table import perf_table
 
     started = time.perf_counter()
     device = resolve_device(args.device)
@@ -142,13 +142,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
     if args.repeats is None:
         args.repeats = 1 if args.full else DEFAULT_REPEATS
     data = prepare_data(dataset, 0.0, device)  # the whole training set, as the recipe uses
-    together = args.seeds_together or args.stack_seeds or 1
-    if args.seeds_together or args.stack_seeds:
-        workers = 1  # the per-machine figure is one process's runs
-    else:
-        workers = args.workers or (default_workers(device) if device == "cpu" else 1)
-    per_machine = (f"{together} seeds stepped together" if args.seeds_together
-                   else f"{together} seeds stacked" if args.stack_seeds else f"{workers} trainer(s) at once")
+    together, workers, per_machine = _per_machine(args, device)
 
     console.print(
         f"cnnbench perf: {len(archs)} architectures on {dataset.name}, batch {BATCH_SIZE}, Adam, "
@@ -171,55 +165,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
                 arch=arch, dataset=dataset.name, batch_size=BATCH_SIZE, optimizer="adam", lr=1e-3,
                 val_fraction=0.0, test_weights="last", device=device, dtype=args.dtype,
                 memory_format=args.memory_format, compile=args.compile)
-            recipe, native = RecipeSession(arch, loader, device=device), NativeSession(cfg, data)
-            training = native.training
-            alone = _trains_alone(args, cfg, data, training.model) if together > 1 else None
-            sessions = {"recipe": recipe, "native": native}
-            if alone is None and (args.seeds_together or args.stack_seeds):
-                sessions["together"] = (StackedSession(cfg, data, together) if args.stack_seeds
-                                        else SeedGroupSession(cfg, data, together))
-            for session in sessions.values():
-                session.warm_up(args.warmup)
-            # Alternate the paths and keep each one's fastest block: the block least disturbed
-            # by whatever else the machine is doing, for all alike (and so for their ratios).
-            blocks = {name: [] for name in sessions}
-            for _ in range(args.repeats):
-                for name, session in sessions.items():
-                    blocks[name].append(session.block(steps))
-            best = {name: max(taken, key=lambda b: b[0] / b[1]) for name, taken in blocks.items()}
-            (recipe_images, recipe_seconds), (native_images, native_seconds) = best["recipe"], best["native"]
-            machine_step_mode = training.step_mode
-            if alone is not None:
-                # What a grid does with these seeds: one run after another, each at the per-run pace.
-                console.print(f"  {arch}: a grid trains its seeds alone, {alone}", soft_wrap=True)
-                machine_images, machine_seconds = native_images, native_seconds
-            elif "together" in sessions:
-                machine_step_mode = sessions.pop("together").step_mode
-                machine_images, machine_seconds = best["together"]
-                rule = _cpu_rule(args, cfg, data)
-                if rule is not None:
-                    console.print(f"  {arch}: stacked here to re-check the rule by which a CPU grid trains its "
-                                  f"seeds alone: {rule}", soft_wrap=True)
-            elif workers > 1:
-                machine_images, machine_seconds = max(
-                    machine.measure(cfg, data, steps, args.warmup, args.repeats), key=lambda b: b[0] / b[1])
-            else:  # one trainer: the machine trains what one run does
-                machine_images, machine_seconds = native_images, native_seconds
-            timing = PerfTiming(
-                arch=arch, recipe_images=recipe_images, recipe_seconds=recipe_seconds,
-                native_images=native_images, native_seconds=native_seconds,
-                flops_per_image=training.flops_per_image,
-                memory_format="channels_last" if training.memory_format == torch.channels_last else "contiguous",
-                step_mode=training.step_mode, machine_step_mode=machine_step_mode,
-                machine_images=machine_images, machine_seconds=machine_seconds, workers=max(workers, together),
-            )
-            timings.append(timing)
-            console.print(f"  {arch}: recipe {recipe_images / recipe_seconds:,.0f} images/s, "
-                          f"cnnbench {native_images / native_seconds:,.0f} images/s per run, "
-                          f"{machine_images / machine_seconds:,.0f} per machine (best of {args.repeats})"
-                          + (f"; {timing.workers} runs at once cost {timing.runs_cost_vs_one:.2f}x the time of one"
-                             f" ({timing.runs_cost_vs_alone:.2f}x the time of {timing.workers} alone)"
-                             if timing.workers > 1 else ""))
+            timings.append(_time_arch(args, cfg, data, loader, machine, steps, workers, together, console))
     table = perf_table(timings, roof, machine_roof)
     table["device"] = device_name(device)
     table["per_machine"] = per_machine
@@ -228,14 +174,94 @@ def main(args: argparse.Namespace, console: Console) -> int:
     table["mode"] = "epoch" if steps is None else f"{steps} steps"
     table["repeats"] = args.repeats
     table["dataset"] = dataset.name
+    return _show(table, roof, machine_roof, args.csv, dataset.name, console, started)
 
+
+def _per_machine(args: argparse.Namespace, device: str) -> tuple[int, int, str]:
+    """The per-machine figure asked for: (seeds together, trainer processes, its description)."""
+    from ..executors.local import default_workers
+
+    together = args.seeds_together or args.stack_seeds or 1
+    if args.seeds_together or args.stack_seeds:
+        workers = 1  # the per-machine figure is one process's runs
+    else:
+        workers = args.workers or (default_workers(device) if device == "cpu" else 1)
+    per_machine = (f"{together} seeds stepped together" if args.seeds_together
+                   else f"{together} seeds stacked" if args.stack_seeds else f"{workers} trainer(s) at once")
+    return together, workers, per_machine
+
+
+def _show(table: pd.DataFrame, roof: float, machine_roof: float, csv: str | None, dataset: str, console: Console,
+          started: float) -> int:
+    """Print the table, then write it to --csv."""
     if not console.is_terminal:
         console.width = max(console.width, 180)  # a pipe or log gets the whole table, unwrapped
     console.print(render(table, roof, machine_roof))  # first: a bad --csv must not lose the measurement
-    out = Path(args.csv) if args.csv else Path("reports") / f"perf-{dataset.name}.csv"
+    out = Path(csv) if csv else Path("reports") / f"perf-{dataset}.csv"
     _write_csv(out, table)
     console.print(f"table written to {out} ({time.perf_counter() - started:.0f} s in all)")
     return 0
+
+
+def _time_arch(args: argparse.Namespace, cfg: RunConfig, data: PreparedData, loader, machine, steps: int | None,
+               workers: int, together: int, console: Console) -> PerfTiming:
+    """One architecture's recipe, cnnbench path and per-machine figure, their blocks alternating."""
+    import torch
+
+    from ..perf.native import NativeSession, SeedGroupSession, StackedSession
+    from ..perf.recipe import RecipeSession
+    from ..perf.table import PerfTiming
+
+    arch, device = cfg.arch, cfg.device
+    recipe, native = RecipeSession(arch, loader, device=device), NativeSession(cfg, data)
+    training = native.training
+    alone = _trains_alone(args, cfg, data) if together > 1 else None
+    sessions = {"recipe": recipe, "native": native}
+    if alone is None and (args.seeds_together or args.stack_seeds):
+        sessions["together"] = (StackedSession(cfg, data, together) if args.stack_seeds
+                                else SeedGroupSession(cfg, data, together))
+    for session in sessions.values():
+        session.warm_up(args.warmup)
+    # Alternate the paths and keep each one's fastest block: the block least disturbed
+    # by whatever else the machine is doing, for all alike (and so for their ratios).
+    blocks = {name: [] for name in sessions}
+    for _ in range(args.repeats):
+        for name, session in sessions.items():
+            blocks[name].append(session.block(steps))
+    best = {name: max(taken, key=lambda b: b[0] / b[1]) for name, taken in blocks.items()}
+    (recipe_images, recipe_seconds), (native_images, native_seconds) = best["recipe"], best["native"]
+    machine_step_mode = training.step_mode
+    if alone is not None:
+        # What a grid does with these seeds: one run after another, each at the per-run pace.
+        console.print(f"  {arch}: a grid trains its seeds alone, {alone}", soft_wrap=True)
+        machine_images, machine_seconds = native_images, native_seconds
+    elif "together" in sessions:
+        machine_step_mode = sessions.pop("together").step_mode
+        machine_images, machine_seconds = best["together"]
+        rule = _cpu_rule(args, cfg, data)
+        if rule is not None:
+            console.print(f"  {arch}: stacked here to re-check the rule by which a CPU grid trains its "
+                          f"seeds alone: {rule}", soft_wrap=True)
+    elif workers > 1:
+        machine_images, machine_seconds = max(
+            machine.measure(cfg, data, steps, args.warmup, args.repeats), key=lambda b: b[0] / b[1])
+    else:  # one trainer: the machine trains what one run does
+        machine_images, machine_seconds = native_images, native_seconds
+    timing = PerfTiming(
+        arch=arch, recipe_images=recipe_images, recipe_seconds=recipe_seconds,
+        native_images=native_images, native_seconds=native_seconds,
+        flops_per_image=training.flops_per_image,
+        memory_format="channels_last" if training.memory_format == torch.channels_last else "contiguous",
+        step_mode=training.step_mode, machine_step_mode=machine_step_mode,
+        machine_images=machine_images, machine_seconds=machine_seconds, workers=max(workers, together),
+    )
+    console.print(f"  {arch}: recipe {recipe_images / recipe_seconds:,.0f} images/s, "
+                  f"cnnbench {native_images / native_seconds:,.0f} images/s per run, "
+                  f"{machine_images / machine_seconds:,.0f} per machine (best of {args.repeats})"
+                  + (f"; {timing.workers} runs at once cost {timing.runs_cost_vs_one:.2f}x the time of one"
+                     f" ({timing.runs_cost_vs_alone:.2f}x the time of {timing.workers} alone)"
+                     if timing.workers > 1 else ""))
+    return timing
 
 
 def grid_main(args: argparse.Namespace, device: str, console: Console, started: float) -> int:

@@ -98,8 +98,8 @@ def main(args: argparse.Namespace, console: Console) -> int:
     from ..datasets.prepared import prepare_data
     from ..determinism import deterministic_mode, prepare_environment
     from ..devices import resolve_device
-    from ..fast import speedups
     from ..storage import read_invocation
+    from ..train import run_policy
     from ..user_networks import use_recorded
 
     out = Path(args.run_dir)
@@ -130,7 +130,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
 
     data = prepare_data(dataset, cfg.val_fraction, cfg.device)
     # The thread count every executor trains with (CPU reductions' last bits depend on it).
-    with speedups(cfg).threads(), deterministic_mode(cfg.deterministic):
+    with run_policy(cfg).threads(), deterministic_mode(cfg.deterministic):
         outcome = retrain(stored, data, console)
     if outcome.status != stored.status:
         console.print(f"[red]MISMATCH[/]: the run ended {outcome.status}, the stored one {stored.status}")
@@ -162,7 +162,7 @@ def retrain(stored: RunRecord, data, console: Console):
     cfg = stored.config
     if not cfg.stacked:
         return train_run(cfg, data)
-    from ..fast.stacked_training import train_stack
+    from ..drivers.stacked_training import train_stack
 
     seeds = [int(s) for s in str(stored.summary.get("stacked_with") or cfg.seed).split(",")]
     if len(seeds) > 1:

@@ -24,19 +24,16 @@ import torch
 
 from ..errors import BenchError
 from ..fast.policy import CPU_RUN_THREADS
+from ..planner import Plan, group_size
 from ..records import RunRecord, failed_record
-from ..tasks import RunTask, SeedGroupTask, WorkUnit, execute_unit, pack_seed_groups
+from ..tasks import RunTask, SeedGroupTask, WorkUnit, execute_unit
 from ..user_networks import loaded_sources
 from . import DEFAULT_RETRIES
 from .base import EpochEvent, Executor, NoteEvent
 from .worker import Worker, WorkerDied, WorkerError, die_with_parent, worker_gpu
 
-__all__ = ["DEFAULT_SEEDS_TOGETHER", "LocalExecutor", "default_workers", "die_with_parent", "threads_per_worker",
-           "worker_gpu"]
+__all__ = ["LocalExecutor", "default_workers", "die_with_parent", "threads_per_worker", "worker_gpu"]
 
-# Runs of one configuration (seeds) a CUDA worker trains at once (bench.fast.seed_group): past
-# 8, a group cost more than proportionally on the GPUs measured (docs/performance.md).
-DEFAULT_SEEDS_TOGETHER = 8
 WAIT_SECONDS = 0.2  # the driver waits for results in slices, forwarding progress meanwhile
 
 
@@ -61,9 +58,9 @@ class LocalExecutor(Executor):
             raise BenchError(f"--seeds-together must be a positive integer, got {seeds_together}")
         self.device = device
         self.workers = workers or default_workers(device)
-        # CUDA only: on CPU a seed group would step its runs one after another (bench.seed_group).
-        self.seeds_together = (seeds_together or DEFAULT_SEEDS_TOGETHER) if device.startswith("cuda") else 1
-        self.stack_seeds = stack_seeds  # stacked runs (RunConfig.stacked) go in stacks this large
+        # What was asked, as recorded; which runs train together the grid's plan says (bench.planner).
+        self.seeds_together = group_size(device, seeds_together)
+        self.stack_seeds = stack_seeds
         self.retries = DEFAULT_RETRIES if retries is None else retries
         if self.retries < 0:
             raise BenchError(f"--retries must be 0 or more, got {self.retries}")
@@ -77,10 +74,10 @@ class LocalExecutor(Executor):
                 "seeds_together": self.seeds_together, "stack_seeds": self.stack_seeds, "retries": self.retries}
 
     def run(self, tasks: Sequence[RunTask], on_epoch: EpochEvent | None = None,
-            on_note: NoteEvent | None = None) -> Iterator[RunRecord]:
+            on_note: NoteEvent | None = None, plan: Plan | None = None) -> Iterator[RunRecord]:
         if not tasks:
             return
-        units = pack_seed_groups(tasks, self.seeds_together, self.stack_seeds)
+        units = (plan or Plan()).units(tasks)
         if self.workers == 1 or (self.device == "cpu" and len(units) == 1):
             for unit in units:  # this process trains them: no worker to start
                 yield from execute_unit(unit, on_epoch)

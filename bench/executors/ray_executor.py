@@ -96,7 +96,8 @@ class RayExecutor(Executor):
 
     # -- running ------------------------------------------------------------------------
     def run(self, tasks: Sequence[RunTask], on_epoch: EpochEvent | None = None,
-            on_note: NoteEvent | None = None) -> Iterator[RunRecord]:
+            on_note: NoteEvent | None = None, plan=None) -> Iterator[RunRecord]:
+        # plan: unused, every run trains alone (make_executor refuses ray with seeds together or stacked)
         if not tasks:
             return
         ray = self.ray

@@ -34,7 +34,6 @@ from ..config import RunConfig
 WARMUP_STEPS = 3
 ENV_SWITCH = "CNNBENCH_CUDA_GRAPHS"
 CAPTURED = "cuda-graph"
-EAGER = "eager"
 
 # (data, split, index, loss_sum, hits) -> None: ``bench.train.Training.train_batch``, the same
 # function eagerly and under capture.  Passed to each call, not kept: a kept bound method would
@@ -61,11 +60,11 @@ def graph_refusal(cfg: RunConfig) -> str | None:
 class GraphedSteps:
     """Training steps on CUDA: eager warm-up, then replays of one captured step.
 
-    It steps one run, or several runs of one architecture together (``bench.seed_group``):
+    It steps one run, or several runs of one architecture together (``bench.drivers.seed_group``):
     then the graph holds one branch per run, each captured on a stream of its own, so the
     GPU runs the branches side by side.  A branch is the run's own step, the kernels it runs
     alone, so each run gets the bits it gets alone.  Or it steps a stack of ``stacked_runs``
-    seeds (``bench.fast.stacked_training``): one optimizer, one step over all their batches.
+    seeds (``bench.drivers.stacked_training``): one optimizer, one step over all their batches.
     """
 
     step_mode = CAPTURED

@@ -1,6 +1,6 @@
 """The speed-ups one run gets, chosen by a fixed rule on its config and model.
 
-``bench.train.build_training`` consults ``speedups(cfg)`` once; each method answers one
+``bench.train.build_training`` consults ``speedups(cfg)`` once (through ``run_policy``); each method answers one
 question the plain loop would otherwise answer the tutorial's way (``bench.train.PlainPolicy``).
 """
 
@@ -12,9 +12,10 @@ from contextlib import AbstractContextManager, contextmanager
 import torch
 from torch import nn
 
-from ..config import RunConfig
+from ..config import FUSED_OPTIMIZERS, RunConfig
 from .avg_pool import use_broadcast_avg_pool
 from .cuda_graph import GraphedSteps, graph_refusal
+from .kernels import kernel_refusal, use_stack_kernels
 from .memory_format import choose_memory_format, keep_gradients_channels_last
 from .relu_order import pool_before_relu
 
@@ -25,8 +26,6 @@ CPU_RUN_THREADS = 1
 # enough to fill it.  The size can move logits in the last bits, never a prediction.
 CPU_EVAL_BATCH = 256
 GPU_EVAL_BATCH = 1000
-# Optimizers torch has a one-kernel (fused) step for.
-FUSED_OPTIMIZERS = ("adam", "sgd")
 
 
 class Speedups:
@@ -60,22 +59,23 @@ class Speedups:
             return  # compiled code picks its own layouts and writes its own backward
         if memory_format == torch.channels_last:
             keep_gradients_channels_last(model)
-            if self.device.type == "cpu":
-                from .max_pool import use_channels_last_max_pool  # numba: imported only where used
-
-                use_channels_last_max_pool(model)
         if self.device.type == "cuda":
             use_broadcast_avg_pool(model)
 
     def prepare_stack(self, model: nn.Module, memory_format: torch.memory_format) -> None:
         """``prepare`` for a stack of seeds, which may also sum in orders no solo run does."""
         self.prepare(model, memory_format)
-        if self.device.type == "cpu" and memory_format == torch.channels_last and not self.cfg.compile:
-            from .conv_pool import use_conv_max_pool  # numba: imported only where used
-            from .input_conv_pool import use_input_conv_max_pool
+        if (self.device.type == "cpu" and memory_format == torch.channels_last and not self.cfg.compile
+                and not self.cfg.aten_stack):
+            use_stack_kernels(model)
 
-            use_input_conv_max_pool(model)  # the first layer: its input needs no gradient
-            use_conv_max_pool(model)
+    def stack_kernel_refusal(self) -> str | None:
+        """Why a CPU stack of this run would train on aten's kernels rather than bench.fast's, or None."""
+        return kernel_refusal() if self.device.type == "cpu" else None
+
+    def graph_refusal(self) -> str | None:
+        """Why this run's steps are not captured as a CUDA graph, or None when they are."""
+        return graph_refusal(self.cfg)
 
     def graph(self, optimizers: list[torch.optim.Optimizer], stacked_runs: int = 0) -> GraphedSteps | None:
         """Replayed CUDA-graph steps for a run with these optimizers (or a stack of
@@ -101,8 +101,3 @@ def run_threads(device: str | torch.device) -> Iterator[None]:
 
 def speedups(cfg: RunConfig) -> Speedups:
     return Speedups(cfg)
-
-
-def may_share_steps(cfg: RunConfig) -> bool:
-    """Whether runs of ``cfg`` (but the seed) may step together as one seed group."""
-    return graph_refusal(cfg) is None

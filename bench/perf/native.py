@@ -13,10 +13,9 @@ import torch
 from ..config import RunConfig
 from ..datasets.prepared import PreparedData
 from ..devices import synchronize
-from ..fast.policy import speedups
-from ..fast.seed_group import GroupSteps
+from ..drivers.seed_group import GroupSteps
 from ..seeding import data_order_generator
-from ..train import build_training
+from ..train import build_training, run_policy
 
 
 class Orders:
@@ -103,19 +102,20 @@ class StackedSession(SeedsSession):
     ``NativeSession``; a block's images are all the runs' images."""
 
     def __init__(self, cfg: RunConfig, data: PreparedData, runs: int) -> None:
-        from ..fast.stacked import STACKED
-        from ..fast.stacked_training import StackSteps, stack_part
+        from ..drivers.stacked import STACKED
+        from ..drivers.stacked_training import StackSteps
+        from ..planner import stack_part
 
         self.cfg, self.data, self.runs = cfg, data, runs
         cfgs = [cfg.replace(seed=cfg.seed + i, stacked=True) for i in range(runs)]
-        part = stack_part(cfg, runs)
+        part = stack_part(cfg.device, runs)
         self.parts = [StackSteps(cfgs[i:i + part], data) for i in range(0, runs, part)]
         self.orders = [Orders(c.seed, len(data.train)) for c in cfgs]
         self.step_mode = STACKED
 
     def _run(self, count: int) -> torch.Tensor:
         orders = torch.stack([o.take(count) for o in self.orders]).to(self.cfg.device)
-        with speedups(self.cfg).threads():
+        with run_policy(self.cfg).threads():
             sums, first = [], 0
             for part in self.parts:
                 loss_sums, _hits = part.run(self.data, orders[first:first + part.runs])
@@ -127,7 +127,7 @@ class StackedSession(SeedsSession):
 class SeedGroupSession(SeedsSession):
     """``runs`` seeds of ``cfg`` (seed, seed + 1, ...) stepped together as a seed group.
 
-    Their steps run as a grid's worker runs them (``bench.seed_group.GroupSteps``: on CUDA one
+    Their steps run as a grid's worker runs them (``bench.drivers.seed_group.GroupSteps``: on CUDA one
     graph with a branch per run, on CPU one run after another).  Timed like
     ``NativeSession``: a block is the same number of steps for every run, and its images are
     all the runs' images.

@@ -261,7 +261,7 @@ def largest_class_gaps(per_class: pd.DataFrame, top_n: int = 8) -> pd.DataFrame:
 
 # -- cost --------------------------------------------------------------------------------
 def seed_group_sizes(runs: pd.DataFrame) -> dict[str, int]:
-    """Per architecture, how many runs were trained together (``bench.fast.seed_group``; 1: alone).
+    """Per architecture, how many runs were trained together (``bench.drivers.seed_group``; 1: alone).
 
     Records stored before seed groups existed have no such column: they trained alone.
     """

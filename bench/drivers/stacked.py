@@ -37,7 +37,7 @@ def stack_refusal(model: nn.Module) -> str | None:
     """Why ``model``'s runs cannot be stacked, or None when they can.
 
     ``stack_models`` widens the layers it knows; anything else that holds weights, or any
-    layer it does not know, would be wrong when widened.  ``bench.fast.stacked_training``
+    layer it does not know, would be wrong when widened.  ``bench.drivers.stacked_training``
     also checks that the stack computes what the runs compute alone before training it.
     """
     for name, module in model.named_modules():

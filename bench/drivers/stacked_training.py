@@ -2,14 +2,14 @@
 
 Each run keeps what ``bench.train.RunLoop`` gives it alone: its data order, validation,
 best-epoch choice, test and record.  Only the steps are shared: one stacked network
-(``bench.fast.stacked``) and one optimizer over its wide tensors step every run's batch at
+(``bench.drivers.stacked``) and one optimizer over its wide tensors step every run's batch at
 once.  After each epoch every run's slice of the weights is copied into its own model,
 which is what is evaluated, tested and stored.
 
-On CPU a stack trains in parts of ``CPU_STACK_PART`` runs, one part after another: wider
-stacks no longer fit the core's cache and cost more per run (docs/performance.md).  On CUDA
-all of them step at once, and full batches replay one captured CUDA graph as a solo run's do
-(``bench.fast.cuda_graph``), with the bits of the eager stacked steps.
+``train_stack`` trains the runs it is given as one stack; how many runs a stack takes (on
+CPU parts of a few, on CUDA all) ``bench.planner`` decides.  On CUDA full batches replay one
+captured CUDA graph as a solo run's do (``bench.fast.cuda_graph``), with the bits of the
+eager stacked steps.
 Each run saves its checkpoints as a run alone does, its slice of the stack's weights and
 optimizer state included, and all runs of a stack save at the same epochs; an interrupted
 stack resumes only as the same stack (its seeds fix its bits), else it trains again from
@@ -32,7 +32,6 @@ from ..config import RunConfig
 from ..datasets.prepared import PreparedData
 from ..datasets.tensors import Split
 from ..errors import one_line
-from ..flops import arch_cost
 from ..records import TrainOutcome
 from ..seeding import seed_everything
 from ..train import (
@@ -43,10 +42,10 @@ from ..train import (
     build_training,
     make_optimizer,
     make_scheduler,
+    run_policy,
     train_together,
     use_tf32,
 )
-from .policy import speedups
 from .stacked import (
     STACKED,
     stack_models,
@@ -56,19 +55,9 @@ from .stacked import (
     unstack_optimizer_into,
 )
 
-CPU_STACK_PART = 4  # runs per part on CPU: the cheapest per run of 1..8 for lenet-12 on one core
-# On one CPU core a network above this many training MFLOP per image keeps the core busy
-# alone: stacking it measured no cheaper per run, and slower where grouped convolutions are
-# (every registered network, docs/performance.md).  Such runs train alone on CPU.
-CPU_STACK_MAX_MFLOP = 3.0
 # A stack must give what its runs give alone up to float rounding; a larger difference on
 # the check batch means the architecture does something the stacked rewrite does not know.
 CHECK_TOLERANCE = 1e-3
-
-
-def stack_part(cfg: RunConfig, runs: int) -> int:
-    """How many of ``runs`` stacked runs step together: all on a GPU, a few on a CPU core."""
-    return runs if torch.device(cfg.device).type == "cuda" else min(runs, CPU_STACK_PART)
 
 
 def refusal(arch: str, in_channels: int, num_classes: int, image_size: int) -> str | None:
@@ -95,15 +84,6 @@ def refusal(arch: str, in_channels: int, num_classes: int, image_size: int) -> s
     return None
 
 
-def cpu_refusal(arch: str, in_channels: int, num_classes: int, image_size: int) -> str | None:
-    """Why stacking runs of ``arch`` would not make them cheaper on a CPU core, or None."""
-    _params, flops = arch_cost(arch, in_channels, num_classes, image_size)
-    if flops > CPU_STACK_MAX_MFLOP * 1e6:
-        return (f"on CPU its {flops / 1e6:.1f} training MFLOP per image keep a core busy alone; stacks pay "
-                f"off below {CPU_STACK_MAX_MFLOP:g} (docs/performance.md)")
-    return None
-
-
 def _side_by_side(x: torch.Tensor) -> torch.Tensor:
     """(N, B, C, H, W), one batch per run -> (B, N*C, H, W), the stack's input."""
     n, b, c, h, w = x.shape
@@ -111,13 +91,13 @@ def _side_by_side(x: torch.Tensor) -> torch.Tensor:
 
 
 class StackSteps:
-    """The steps of a part of a stack: one wide network and one optimizer for its runs."""
+    """The steps of a stack: one wide network and one optimizer for its runs."""
 
     def __init__(self, cfgs: list[RunConfig], data: PreparedData, resumed: list[Training] | None = None) -> None:
         """``resumed``: the runs' own trainings, restored from their checkpoints, to go on from."""
         cfg = cfgs[0]
         self.cfg, self.runs = cfg, len(cfgs)
-        policy = speedups(cfg)
+        policy = run_policy(cfg)
         use_tf32(cfg)
         models = []
         for i, run in enumerate(cfgs):  # each run's initial weights, drawn from its seed as alone
@@ -182,21 +162,12 @@ class StackSteps:
 
 def train_stack(cfgs: list[RunConfig], data: PreparedData, on_epoch: EpochCallback | None = None,
                 plans: list[CheckpointPlan | None] | None = None) -> list[TrainOutcome]:
-    """Train runs that differ only in seed as stacks; their outcomes, in order.
+    """Train runs that differ only in seed as one stack; their outcomes, in order.
 
     ``plans``: each run's checkpoint plan (or None: it saves none).
     """
     assert len({cfg.replace(seed=0) for cfg in cfgs}) == 1, "a stack's runs differ only in seed"
     plans = plans or [None] * len(cfgs)
-    part = stack_part(cfgs[0], len(cfgs))
-    outcomes: list[TrainOutcome] = []
-    for first in range(0, len(cfgs), part):
-        outcomes += _train_part(cfgs[first:first + part], data, on_epoch, plans[first:first + part])
-    return outcomes
-
-
-def _train_part(cfgs: list[RunConfig], data: PreparedData, on_epoch: EpochCallback | None,
-                plans: list[CheckpointPlan | None]) -> list[TrainOutcome]:
     started = time.perf_counter()
     together = ",".join(str(cfg.seed) for cfg in cfgs)
     try:

@@ -17,7 +17,7 @@ from .errors import BenchError
 
 OPTIMIZERS = ("sgd", "adam", "adadelta")
 OPTIMIZER_IMPLS = ("fused", "foreach")
-LR_SCHEDULES = ("none", "step")
+LR_SCHEDULES = ("none", "step", "cosine", "onecycle")
 DTYPES = ("float32", "bfloat16-autocast")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 TEST_WEIGHTS = ("best-val", "last")
@@ -27,7 +27,7 @@ TEST_WEIGHTS = ("best-val", "last")
 DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adadelta": 1.0}
 # Fields added after runs were stored: at these values they are left out of the hash, so
 # every run stored before keeps its id.
-UNHASHED_DEFAULTS = {"stacked": False}
+UNHASHED_DEFAULTS = {"stacked": False, "warmup_epochs": 0, "train_fraction": 1.0}
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,11 @@ class RunConfig:
     # steps with foreach); "foreach": bit-identical to torch's default per-parameter loop.
     # The two differ in the last bits (bench/train.py measures the speed).
     optimizer_impl: Literal["fused", "foreach"] = "fused"
-    lr_schedule: Literal["none", "step"] = "none"
+    # Every schedule steps once per epoch (the fast paths capture an epoch's steps whole).
+    lr_schedule: Literal["none", "step", "cosine", "onecycle"] = "none"
     lr_step: int = 1  # epochs between decays when lr_schedule == "step"
     lr_gamma: float = 0.7
+    warmup_epochs: int = 0  # cosine: epochs of linear warm-up before the decay
     val_fraction: float = 0.1
     test_weights: Literal["best-val", "last"] = "best-val"
     # "cpu", "cuda" (whichever GPU the worker was given) or "cuda:N"; never "auto".
@@ -62,6 +64,9 @@ class RunConfig:
     # Trained as one of a stack of seeds (bench.fast.stacked): the same arithmetic summed in
     # another order, so other last bits than alone.  Hashed only when set: solo ids stay.
     stacked: bool = False
+    # Share of the training split each epoch trains on (a fresh seeded share each epoch):
+    # cheaper tuning trials.  Hashed only when below 1: full runs keep their ids.
+    train_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         validate(self)

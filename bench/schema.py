@@ -89,9 +89,10 @@ CONFIG_DOCS = {
     "momentum": "SGD momentum (unused by the others)",
     "weight_decay": "L2 weight decay",
     "optimizer_impl": "fused (torch's one-kernel step) or foreach (torch's default loop's bits)",
-    "lr_schedule": "none or step",
+    "lr_schedule": "none, step, cosine (linear warm-up, then cosine decay) or onecycle, stepped per epoch",
     "lr_step": "epochs between decays of the step schedule",
     "lr_gamma": "decay factor of the step schedule",
+    "warmup_epochs": "epochs of linear warm-up of the cosine schedule",
     "val_fraction": "stratified share of the training set held out for validation",
     "test_weights": "best-val or last: which weights the test set evaluated (as asked)",
     "device": "cpu, cuda or cuda:N",
@@ -101,6 +102,7 @@ CONFIG_DOCS = {
     "compile": "the model was torch.compile'd",
     "deterministic": "deterministic kernels only",
     "stacked": "trained in a stack of seeds (--stack-seeds): same arithmetic, other last bits than alone",
+    "train_fraction": "share of the training split each epoch trained on (tuning trials; 1: all)",
 }
 
 

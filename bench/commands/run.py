@@ -17,6 +17,7 @@ from ..config import (
 from ..datasets import AUTO, DATA_ENV, FOLDER_PREFIX, DataSearch, dataset_names, load_dataset, resolve_auto
 from ..errors import BenchError
 from ..executors import DEFAULT_RETRIES, EXECUTORS, make_executor
+from ..tuning.options import add_tuning_options, lr_schedule_of, tuning_flags, tuning_on
 from ..until_decided import SeedRounds, answers
 from ..user_networks import ENTRY_POINT_GROUP, use_from_command_line
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
     from ..datasets.folder import FolderSource
     from ..datasets.tensors import Dataset
+    from ..tuning.stage import Tuning
 
 # Heavy modules (torch, the executors, the report) are imported inside the functions that
 # use them: --help and a mistyped option answer before any of them loads.
@@ -107,13 +109,18 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "(default: fused; recorded, part of the run id)")
     g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     g.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay")
-    g.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="none", help="learning-rate schedule")
+    g.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
+                   help="learning-rate schedule, stepped per epoch (default: cosine when tuning, else none)")
+    g.add_argument("--warmup-epochs", type=non_negative_int, default=0,
+                   help="cosine schedule: epochs of linear warm-up (default 0)")
     g.add_argument("--lr-step", type=positive_int, default=1, help="epochs between decays (step schedule)")
     g.add_argument("--lr-gamma", type=float, default=0.7, help="decay factor (step schedule)")
     g.add_argument("--val-fraction", type=float, default=0.1,
                    help="stratified share of the training set held out for validation (0 allowed)")
     g.add_argument("--test-weights", choices=TEST_WEIGHTS, default=None,
                    help="weights evaluated on the test set (default: best-val, or last with --val-fraction 0)")
+
+    add_tuning_options(p)
 
     g = p.add_argument_group("where and how")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -221,8 +228,8 @@ def build_configs(args: argparse.Namespace, datasets: list[str], device: str,
         arch=archs[0], dataset=datasets[0], seed=seeds[0], epochs=args.epochs,
         batch_size=args.batch_size, optimizer=args.optimizer, optimizer_impl=args.optimizer_impl,
         lr=args.lr if args.lr is not None else DEFAULT_LR[args.optimizer],
-        momentum=args.momentum, weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
-        lr_step=args.lr_step, lr_gamma=args.lr_gamma, val_fraction=args.val_fraction,
+        momentum=args.momentum, weight_decay=args.weight_decay, lr_schedule=lr_schedule_of(args),
+        warmup_epochs=getattr(args, "warmup_epochs", 0), lr_step=args.lr_step, lr_gamma=args.lr_gamma, val_fraction=args.val_fraction,
         test_weights=test_weights, device=device, dtype=args.dtype, tf32=args.tf32,
         memory_format=args.memory_format, compile=args.compile,
         deterministic=args.deterministic,
@@ -294,6 +301,10 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
         parts += ["--weight-decay", repr(base.weight_decay)]
     if base.lr_schedule != "none":
         parts += ["--lr-schedule", base.lr_schedule, "--lr-step", str(base.lr_step), "--lr-gamma", repr(base.lr_gamma)]
+    if base.warmup_epochs:
+        parts += ["--warmup-epochs", str(base.warmup_epochs)]
+    if tuning_on(args) or getattr(args, "tune", None) is not None:
+        parts += tuning_flags(args)
     if base.dtype != "float32":
         parts += ["--dtype", base.dtype]
     if base.memory_format != "auto":
@@ -325,6 +336,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
 def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> int:
     from ..determinism import prepare_environment
     from ..devices import device_name, resolve_device
+    from ..learning import not_learning_lines
     from ..lock import OutputLock
     from ..network_check import check_networks
     from ..samples import save_samples
@@ -370,7 +382,17 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
         save_samples(out, dataset)
 
     rounds = SeedRounds(args.seeds, args.max_seeds) if args.until_decided else None
-    configs = stack(build_configs(args, names, device, _round_seeds(rounds, 0)), args, alone)
+    # Tuning first (bench.tuning): the comparison trains each architecture at its chosen point.
+    tuning = tune_first(args, build_configs(args, names, device, [0]), out, executor, console, folders,
+                        lambda where, cfgs, outcome: describe_invocation(
+                            args, cfgs, datasets, fallbacks, outcome, executor, where, started_at,
+                            time.perf_counter() - t0, folders=folders)) if tuning_on(args) else None
+    if tuning is not None and tuning.interrupted is not None:
+        console.print(f"interrupted by {tuning.interrupted} while tuning: the finished trials are kept in "
+                      f"{out}; run the same command again to resume", soft_wrap=True)
+        return 128 + tuning.interrupted.signum
+    tuned = tuning.apply if tuning is not None else list
+    configs = stack(tuned(build_configs(args, names, device, _round_seeds(rounds, 0))), args, alone)
     console.print(
         f"cnnbench: {len({c.arch for c in configs})} architectures x {len(datasets)} dataset(s) x "
         f"{len({c.seed for c in configs})} seeds{' a round' if rounds else ''} = {len(configs)} runs of "
@@ -381,11 +403,14 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
         looks, trained = looks + 1, trained + outcome.trained
         if rounds is None or outcome.interrupted is not None or not ask_again(args, rounds, looks, outcome, console):
             break
-        configs = stack(build_configs(args, names, device, _round_seeds(rounds, looks)), args, alone)
+        configs = stack(tuned(build_configs(args, names, device, _round_seeds(rounds, looks))), args, alone)
     save_errors_of(out, datasets, outcome.records)
 
-    write_invocation(out, describe_invocation(args, configs, datasets, fallbacks, outcome, executor, out,
-                                              started_at, time.perf_counter() - t0, rounds, looks, folders))
+    invocation = describe_invocation(args, configs, datasets, fallbacks, outcome, executor, out,
+                                     started_at, time.perf_counter() - t0, rounds, looks, folders)
+    write_invocation(out, {**invocation, "tuning": tuning.describe() if tuning is not None else None})
+    for line in not_learning_lines(outcome.records):
+        say(console, line)
 
     if outcome.interrupted is not None:
         console.print(
@@ -403,6 +428,21 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
         console.print(f"[red]failed:[/] {record.config.arch} seed {record.config.seed}: {record.error}",
                       soft_wrap=True)
     return EXIT_RUN_FAILED if outcome.failed else 0
+
+
+def tune_first(args: argparse.Namespace, bases: list[RunConfig], out: Path, executor, console: Console,
+               folders: dict, describe) -> Tuning:
+    """The tuning stage (bench.tuning.stage): its trials train like a grid, into OUT/tuning."""
+    from ..storage import write_invocation
+    from ..tuning.stage import run_tuning
+
+    def train(trials: list[RunConfig], where: Path):
+        where.mkdir(parents=True, exist_ok=True)
+        outcome = train_grid(args, trials, where, executor, console, folders)
+        write_invocation(where, describe(where, trials, outcome))
+        return outcome
+
+    return run_tuning(args, bases, out, train, lambda line: say(console, line))
 
 
 def stack_refusals(args: argparse.Namespace, datasets: list[Dataset], device: str,

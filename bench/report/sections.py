@@ -169,8 +169,8 @@ def answer(v: DatasetView) -> dict[str, Any]:
         warnings.append(f"Only {seeds} seed{'s' if seeds != 1 else ''} per architecture: no interval is "
                         "trustworthy; run with --seeds 3 or more (or --until-decided).")
     if _still_improving(v):
-        warnings.append("Most seeds' best validation epoch was their last: the networks were still improving, "
-                        "and more epochs may change the answer.")
+        warnings.append("Most seeds' validation accuracy was still rising beyond noise over their last epochs: "
+                        "the networks were still improving, and more epochs may change the answer.")
     lines = [_ranking_line(v)]
     for question, comparisons in v.asked.items():
         prefix = f"{question.removeprefix('factor ')}: " if question.startswith("factor ") else ""
@@ -183,8 +183,14 @@ def answer(v: DatasetView) -> dict[str, Any]:
 
 
 def _still_improving(v: DatasetView) -> bool:
-    return {"best_epoch", "epochs_run"} <= set(v.runs.columns) and still_improving(v.runs["best_epoch"],
-                                                                                   v.runs["epochs_run"])
+    """Most runs' validation curves still rose beyond noise over their last epochs (bench.stats.curves)."""
+    if v.epochs.empty or "val_acc" not in v.epochs.columns:
+        return False
+    info = v.stored.invocation.get("datasets", {}).get(v.dataset, {})
+    fraction = v.runs["val_fraction"].iloc[0] if "val_fraction" in v.runs.columns else math.nan
+    n_val = math.ceil(info.get("train_size", 0) * fraction) if not missing(fraction) else 0
+    curves = [g.sort_values("epoch")["val_acc"].to_numpy() for _, g in v.epochs.groupby("run_id", sort=False)]
+    return still_improving(curves, n_val)
 
 
 def _ranking_line(v: DatasetView) -> dict[str, str]:

@@ -25,6 +25,8 @@ from ..stats.target import default_target, per_epoch_reversals, target_summary, 
 from . import features, figures, stats
 from .format import missing, pct, pp, pval, seconds, slug
 from .load import Stored
+from ..tuning.protocol import protocol_sentence
+from .tuning_section import tuning, tuning_seconds
 
 HIGHLIGHT = "background-color: #d7ecd9; font-weight: 600"
 FIGURES_DIR = "figures"
@@ -179,7 +181,9 @@ def answer(v: DatasetView) -> dict[str, Any]:
     if cost:
         lines.append({"text": cost, "verdict": "cost"})
     open_ = sum(c.verdict == UNDECIDED for cs in v.asked.values() for c in cs)
-    return {"warnings": warnings, "lines": lines, "undecided": open_, "margin": v.evidence.margin}
+    return {"warnings": warnings, "lines": lines, "undecided": open_, "margin": v.evidence.margin,
+            # issue 32: which protocol produced these verdicts (bench.tuning.protocol)
+            "protocol": protocol_sentence(v.stored.invocation)}
 
 
 def _still_improving(v: DatasetView) -> bool:
@@ -465,6 +469,8 @@ def cost(v: DatasetView) -> Section:
         "seed_groups": sorted(groups.items()) if len(sizes) > 1 else [],
         "all_grouped": min(sizes) if len(sizes) == 1 and min(sizes) > 1 else 0,
         "tradeoffs": v.figure(figures.tradeoffs, "tradeoffs", v.board, v.styles),
+        # A tuned grid's trials are part of what the comparison cost (bench.report.tuning_section).
+        "tuning": [(arch, seconds(s)) for arch, s in tuning_seconds(v.stored.out, v.dataset).items()],
     }
     if not v.epochs.empty:
         context["epoch_time"] = v.figure(figures.epoch_times, "epoch-time", v.epochs, v.archs, v.styles)
@@ -501,7 +507,7 @@ def _class_name(classes: list[str], index: int) -> str:
 
 # Every section, in the order the report shows them; the last ones also when no run finished.
 SECTIONS: tuple[Callable[[DatasetView], Section | None], ...] = (
-    leaderboard, comparisons, factor_effects, target, curves, errors, cost, inside, failed,
+    leaderboard, comparisons, factor_effects, target, curves, errors, tuning, cost, inside, failed,
 )
 ALWAYS = (failed,)
 

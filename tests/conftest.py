@@ -17,14 +17,15 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 SHARED_DATA = ROOT.parent / "shared" / "data"
+# The suite's grids compare at one shared setting (--no-tune) unless a test asks for --tune:
+# tuning every small grid would multiply its runs.  Set for the whole session, so that
+# session- and module-scoped fixtures and every subprocess see it too.
+os.environ["CNNBENCH_NO_TUNE"] = "1"
 
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("CNNBENCH_NO_DOWNLOAD", "1")
-    # The suite's grids compare at one shared setting (--no-tune) unless a test asks for --tune:
-    # tuning every small grid would multiply its runs.
-    monkeypatch.setenv("CNNBENCH_NO_TUNE", "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.delenv("CNNBENCH_DATA", raising=False)
 
@@ -55,7 +56,7 @@ def run_cli(*args: str) -> int:
 
 def cli_env(cache: Path | None = None, **extra: str) -> dict[str, str]:
     """The environment of a ``python -m bench`` subprocess: this checkout, no downloads."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), CNNBENCH_NO_DOWNLOAD="1", CNNBENCH_NO_TUNE="1", **extra)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), CNNBENCH_NO_DOWNLOAD="1", **extra)
     if cache is not None:
         env["XDG_CACHE_HOME"] = str(cache)
     return env

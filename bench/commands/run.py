@@ -229,7 +229,8 @@ def build_configs(args: argparse.Namespace, datasets: list[str], device: str,
         batch_size=args.batch_size, optimizer=args.optimizer, optimizer_impl=args.optimizer_impl,
         lr=args.lr if args.lr is not None else DEFAULT_LR[args.optimizer],
         momentum=args.momentum, weight_decay=args.weight_decay, lr_schedule=lr_schedule_of(args),
-        warmup_epochs=getattr(args, "warmup_epochs", 0), lr_step=args.lr_step, lr_gamma=args.lr_gamma, val_fraction=args.val_fraction,
+        warmup_epochs=getattr(args, "warmup_epochs", 0), lr_step=args.lr_step, lr_gamma=args.lr_gamma,
+        val_fraction=args.val_fraction,
         test_weights=test_weights, device=device, dtype=args.dtype, tf32=args.tf32,
         memory_format=args.memory_format, compile=args.compile,
         deterministic=args.deterministic,
@@ -303,8 +304,7 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
         parts += ["--lr-schedule", base.lr_schedule, "--lr-step", str(base.lr_step), "--lr-gamma", repr(base.lr_gamma)]
     if base.warmup_epochs:
         parts += ["--warmup-epochs", str(base.warmup_epochs)]
-    if tuning_on(args) or getattr(args, "tune", None) is not None:
-        parts += tuning_flags(args)
+    parts += tuning_flags(args)  # --no-tune too: without it the command would tune by default
     if base.dtype != "float32":
         parts += ["--dtype", base.dtype]
     if base.memory_format != "auto":

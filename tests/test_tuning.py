@@ -150,6 +150,13 @@ def test_a_tuned_grid_trains_each_architecture_at_its_choice(tuned_digits):
     assert protocol_sentence(invocation) == "each at its own tuned learning rate, 3 trials each"
 
 
+def test_verify_retrains_a_trial_bit_for_bit(tuned_digits, capsys):
+    out, table = tuned_digits
+    trial = table.iloc[1]
+    assert run_cli("verify", str(out / "tuning"), "--arch", trial["arch"], "--seed", str(trial["seed"])) == 0
+    assert "MATCH: all" in capsys.readouterr().out  # its training fraction and seed retrain the same bits
+
+
 def test_permuting_the_test_labels_leaves_every_choice_unchanged(tuned_digits, tmp_path, monkeypatch):
     _, table = tuned_digits
     load = run_command.load_dataset

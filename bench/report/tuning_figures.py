@@ -24,8 +24,9 @@ def sensitivity(points: pd.DataFrame, params: list[str], archs: list[str], style
                 if a.empty:
                     continue
                 st = styles[arch]
-                ax.plot(a[f"param_{name}"], a["val_acc"] * 100, color=st.color, ls=st.linestyle, marker=st.marker,
-                        ms=4, lw=1.5, label=arch)
+                # A line joins the points only when this is the one tuned value; else they are a scatter.
+                ax.plot(a[f"param_{name}"], a["val_acc"] * 100, color=st.color, ls=st.linestyle if len(params) == 1
+                        else "none", marker=st.marker, ms=4, lw=1.5, label=arch)
                 best = a[a["chosen"]]
                 ax.scatter(best[f"param_{name}"], best["val_acc"] * 100, s=140, marker="*", color=st.color,
                            edgecolor="black", linewidths=0.6, zorder=5)

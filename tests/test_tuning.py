@@ -222,3 +222,14 @@ def test_trials_on_the_ray_executor_equal_local_trials(tuned_digits, tmp_path):
     table = _tuned_run(out, "--executor", "ray", "--workers", "2")
     keep = [c for c in table.columns if c != "seconds"]
     pd.testing.assert_frame_equal(table[keep], tuned_digits[1][keep], check_exact=True)
+
+
+def test_a_run_at_chance_is_flagged_not_learning(tmp_path, capsys):
+    out = tmp_path / "lr1000"
+    assert run_cli("--archs", "lenet", "--dataset", "digits", "--seeds", "1", "--epochs", "1", "--workers", "1",
+                   "--no-tune", "--lr", "1000", "--out", str(out)) == 0
+    said = capsys.readouterr().out
+    runs = pd.read_csv(out / "runs.csv")
+    assert runs["status"].tolist() == ["ok"] and runs["learning"].tolist() == [False]  # ok, yet at chance
+    assert "not learning: lenet seed 0 on digits stayed at chance accuracy" in said
+    assert "Not learning: lenet seed 0 stayed at chance accuracy" in (out / "report.html").read_text()

@@ -170,6 +170,10 @@ def answer(v: DatasetView) -> dict[str, Any]:
     if seeds < 3:
         warnings.append(f"Only {seeds} seed{'s' if seeds != 1 else ''} per architecture: no interval is "
                         "trustworthy; run with --seeds 3 or more (or --until-decided).")
+    stuck = _not_learning(v)
+    if stuck:
+        warnings.append(f"Not learning: {', '.join(stuck)} stayed at chance accuracy (runs.csv's learning is "
+                        "False): check the learning rate; these runs say nothing about the architecture.")
     if _still_improving(v):
         warnings.append("Most seeds' validation accuracy was still rising beyond noise over their last epochs: "
                         "the networks were still improving, and more epochs may change the answer.")
@@ -184,6 +188,14 @@ def answer(v: DatasetView) -> dict[str, Any]:
     return {"warnings": warnings, "lines": lines, "undecided": open_, "margin": v.evidence.margin,
             # issue 32: which protocol produced these verdicts (bench.tuning.protocol)
             "protocol": protocol_sentence(v.stored.invocation)}
+
+
+def _not_learning(v: DatasetView) -> list[str]:
+    """The finished runs stuck at chance (bench.learning), as "arch seed N"."""
+    if "learning" not in v.runs.columns:
+        return []
+    stuck = v.runs[v.runs["learning"].astype(str) == "False"]
+    return [f"{r['arch']} seed {int(r['seed'])}" for _, r in stuck.iterrows()]
 
 
 def _still_improving(v: DatasetView) -> bool:

@@ -82,8 +82,8 @@ def make_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
         return schedulers.LambdaLR(optimizer, lambda epoch: cosine_factor(epoch, cfg.epochs, cfg.warmup_epochs))
     if cfg.lr_schedule == "onecycle":
         # One step more than epochs: the annealed end lies after the last epoch, which still trains.
-        return schedulers.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs + 1,
-                                     cycle_momentum=cfg.optimizer != "adadelta")  # adadelta has none
+        # The rate only: a captured CUDA graph (bench.fast.cuda_graph) re-captures for a new rate, not new betas.
+        return schedulers.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs + 1, cycle_momentum=False)
     return None
 
 

@@ -233,3 +233,36 @@ def test_a_run_at_chance_is_flagged_not_learning(tmp_path, capsys):
     assert runs["status"].tolist() == ["ok"] and runs["learning"].tolist() == [False]  # ok, yet at chance
     assert "not learning: lenet seed 0 on digits stayed at chance accuracy" in said
     assert "Not learning: lenet seed 0 stayed at chance accuracy" in (out / "report.html").read_text()
+
+
+def test_the_report_of_a_tuned_grid_has_a_tuning_section(tuned_digits, tmp_path):
+    import shutil
+
+    out = tmp_path / "report"
+    shutil.copytree(tuned_digits[0], out)
+    assert run_cli("report", str(out)) == 0
+    html = (out / "report.html").read_text()
+    assert 'id="tuning-digits"' in html and "Protocol: each at its own tuned learning rate, 3 trials each." in html
+    table = tuned_digits[1]
+    for _, row in table[table["chosen"]].iterrows():
+        assert f"lr {row['param_lr']:.3g}" in html
+    assert "half the budget" in html and "Tuning cost too" in html
+    assert (out / "figures" / "digits-tuning-sensitivity.png").is_file()
+    assert (out / "figures" / "digits-tuning-expected-best.png").is_file()
+
+
+def test_half_budget_line_says_whether_the_ranking_holds():
+    from bench.report.tuning_section import half_budget_line
+
+    # a: two great points among poor ones; b: uniformly good.  At 4 trials a's expected best wins
+    # (0.99 x 15/16 + 0.5 / 16), at 2 b's does (0.99 x 3/4 + 0.5 / 4): the budget decides the ranking.
+    points = pd.DataFrame({"arch": ["a"] * 4 + ["b"] * 4, "trial": [0, 1, 2, 3] * 2,
+                           "val_acc": [0.99, 0.99, 0.5, 0.5, 0.9, 0.9, 0.9, 0.9]})
+    assert expected_max(points["val_acc"][:4], 4) == pytest.approx(0.99 * 15 / 16 + 0.5 / 16, abs=1e-15)
+    assert expected_max(points["val_acc"][:4], 2) == pytest.approx(0.99 * 3 / 4 + 0.5 / 4, abs=1e-15)
+    assert half_budget_line(points, ["a", "b"]) == (
+        "The ranking by expected best validation accuracy changes at half the budget: a > b at 4 trials, "
+        "b > a at 2: the tuning budget decides it.")
+    same = points.assign(val_acc=[0.99, 0.95, 0.95, 0.95, 0.9, 0.9, 0.9, 0.9])
+    assert half_budget_line(same, ["a", "b"]) == (
+        "The ranking by expected best validation accuracy (a > b) holds at half the budget (2 of 4 trials).")

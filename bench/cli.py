@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(commands[command].main(args, console) or 0)
     except BenchError as exc:
         Console(stderr=True, highlight=False).print(f"error: {exc}", markup=False, soft_wrap=True)
-        return EXIT_USAGE
+        return getattr(exc, "exit_code", EXIT_USAGE)
     except KeyboardInterrupt:
         # Ctrl-C outside a grid (loading data, rendering): nothing half-written is left
         # (writes are atomic), so one line is all the user needs.

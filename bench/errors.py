@@ -9,6 +9,13 @@ class BenchError(Exception):
     """
 
 
+class ReportFailed(BenchError):
+    """The report could not be rendered from tables that are complete: a bug to report, not a
+    user's mistake, so its own exit status; the traceback is kept in the output folder."""
+
+    exit_code = 3
+
+
 class DatasetNotFoundError(BenchError):
     """A dataset's files are nowhere to be found (as opposed to found but corrupt)."""
 

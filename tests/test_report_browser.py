@@ -115,3 +115,52 @@ def test_print_stylesheet_shows_what_scrolls_on_screen(browser, report):
     page.emulate_media(media="print")
     assert page.evaluate("getComputedStyle(document.querySelector('nav.toc')).display") == "none"
     assert page.evaluate("getComputedStyle(document.querySelector('.scroll')).overflowX") == "visible"
+
+
+def on_first_screen(page, selector: str) -> bool:
+    """Whether the element ``selector`` names lies wholly within the viewport before any scrolling
+    (for checks such as: the recommendation is on the first screen)."""
+    return page.evaluate("""(selector) => {
+        window.scrollTo(0, 0);
+        const el = document.querySelector(selector);
+        if (el === null) return false;
+        const r = el.getBoundingClientRect();
+        return r.top >= 0 && r.left >= 0 && r.bottom <= window.innerHeight && r.right <= window.innerWidth;
+    }""", selector)
+
+
+def pinned_column_after_scrolling(page, table_css: str) -> dict:
+    """Scroll the box holding ``table.<table_css>`` to its right end; what its rows' first cells show then."""
+    return page.evaluate("""(css) => {
+        const table = document.querySelector('table.' + css);
+        const box = table.closest('.scroll');
+        box.scrollIntoView();
+        box.scrollLeft = box.scrollWidth;
+        const frame = box.getBoundingClientRect();
+        const cells = Array.from(table.querySelectorAll('tbody tr')).map(tr => tr.cells[0]);
+        return {
+            scrolled: box.scrollLeft, overflow: box.scrollWidth - box.clientWidth,
+            header: table.querySelector('thead tr').cells[0].innerText.trim(),
+            headerPosition: getComputedStyle(table.querySelector('thead tr').cells[0]).position,
+            cells: cells.map(td => {
+                const r = td.getBoundingClientRect();
+                const style = getComputedStyle(td);
+                const top = document.elementFromPoint(r.left + 4, r.top + r.height / 2);
+                return {text: td.innerText.trim(), position: style.position, left: style.left,
+                        offset: r.left - frame.left, right: r.right, onTop: td === top || td.contains(top)};
+            }),
+        };
+    }""", table_css)
+
+
+def test_the_network_name_is_the_pinned_column_on_a_phone(browser, report):
+    page, errors, _ = open_page(browser, report, 420, 860)
+    pinned = pinned_column_after_scrolling(page, "leaderboard")
+    assert pinned["overflow"] > 100 and pinned["scrolled"] > 100  # the table did scroll sideways
+    assert pinned["header"] == "architecture" and pinned["headerPosition"] == "sticky"
+    assert sorted(c["text"] for c in pinned["cells"]) == ["dilated", "lenet"]  # the names, not the ranks
+    for cell in pinned["cells"]:
+        assert cell["position"] == "sticky" and cell["left"] == "0px", cell
+        assert abs(cell["offset"]) <= 1 and cell["right"] <= 420, cell  # still at the box's left edge, on screen
+        assert cell["onTop"], f"{cell['text']} is hidden under the scrolled cells"
+    assert errors == []

@@ -118,11 +118,17 @@ def test_table_holm_runs_separately_on_both_families():
     np.testing.assert_allclose([c.p_equivalence_holm for c in table],
                                multipletests([c.p_equivalence for c in table], method="holm")[1])
     assert all(c.family_size == 3 for c in table)
-    # x's own interval excludes 0 (p < 0.05) but Holm's correction (3 p = 0.105) keeps it undecided.
+    # x's unadjusted 95% interval excludes 0 (p < 0.05) but Holm's correction (3 p = 0.105) keeps
+    # it undecided; its interval is shown at Holm's first step (1 - 0.05 / 3), which includes 0,
+    # and since that step fails every later comparison keeps the same level.
     x = table[0]
     assert x.p_holm == pytest.approx(3 * 0.0349197, abs=1e-6)
     assert x.verdict == "undecided"
-    assert "the interval excludes 0, but not after Holm's correction for 3 comparisons" in x.note
+    assert stats.ttest_rel(results["x"], ref).confidence_interval(0.95).low > 0
+    assert [c.ci_level for c in table] == pytest.approx([1 - 0.05 / 3] * 3)
+    expected = stats.ttest_rel(results["x"], ref).confidence_interval(1 - 0.05 / 3)
+    assert (x.ci_low, x.ci_high) == pytest.approx((expected.low, expected.high), rel=1e-9)
+    assert x.ci_low < 0 < x.ci_high
 
 
 def test_zero_spread_per_seed_uses_exact_sign_tests():

@@ -19,10 +19,10 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace, console: Console) -> int:
-    from ..report import render_report
+    from ..report import render_or_keep_traceback
 
     margin = None if args.margin is None else args.margin / 100
-    path = render_report(Path(args.run_dir), baseline=args.baseline, margin=margin, target=args.target)
+    path = render_or_keep_traceback(Path(args.run_dir), baseline=args.baseline, margin=margin, target=args.target)
     say_left_out(Path(args.run_dir), console)
     console.print(f"report: {path}", soft_wrap=True)
     return 0

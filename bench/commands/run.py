@@ -422,12 +422,11 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
     console.print(
         f"{len(outcome.records)} runs ({len(outcome.records) - trained} reused, {trained} trained) in "
         f"{time.perf_counter() - t0:.1f} s; tables in {out}", soft_wrap=True)
-    if not args.no_report:
-        render_after_run(out, console)
+    status = render_after_run(out, console) if not args.no_report else 0
     for record in outcome.failed:
         console.print(f"[red]failed:[/] {record.config.arch} seed {record.config.seed}: {record.error}",
                       soft_wrap=True)
-    return EXIT_RUN_FAILED if outcome.failed else 0
+    return status or (EXIT_RUN_FAILED if outcome.failed else 0)
 
 
 def tune_first(args: argparse.Namespace, bases: list[RunConfig], out: Path, executor, console: Console,
@@ -579,6 +578,7 @@ def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, o
             d.name: {
                 "classes": list(d.classes),
                 "source": d.source,
+                "sha256": d.sha256(),
                 "fallback_reason": fallbacks.get(d.name),
                 "train_size": len(d.train),
                 "test_size": len(d.test),
@@ -608,16 +608,25 @@ def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, o
     }
 
 
-def render_after_run(out: Path, console: Console) -> None:
-    """Render the report from the stored tables (the report reads files, never memory).
+def render_after_run(out: Path, console: Console) -> int:
+    """Render the report from the stored tables (the report reads files, never memory); the exit
+    status it leaves (0 when rendered).
 
-    The tables are already written, so a failure here loses nothing; say how to retry.
+    The tables are already written, so a failure here loses nothing: one line says what failed,
+    where its traceback is and how to retry, and the command still ends non-zero.
     """
-    from ..report import render_report
+    from rich.console import Console
+
+    from ..errors import ReportFailed
+    from ..report import render_or_keep_traceback
 
     try:
-        path = render_report(out)
+        path = render_or_keep_traceback(out)
+    except ReportFailed as exc:
+        Console(stderr=True, highlight=False).print(f"error: {exc}", markup=False, soft_wrap=True)
+        return exc.exit_code
     except BenchError as exc:
         raise BenchError(f"{exc} (the results are stored in {out}; "
                          f"re-render with: python -m bench report {out})") from None
     console.print(f"report: {path}")
+    return 0

@@ -35,6 +35,8 @@ def ci_pp(lo: float, hi: float) -> str:
 def seconds(x: float) -> str:
     if missing(x):
         return "–"
+    if x < 1:
+        return f"{x * 1000:.0f} ms" if x < 0.1 else f"{x:.2f} s"
     if x < 120:
         return f"{x:.1f} s"
     minutes, sec = divmod(int(round(x)), 60)

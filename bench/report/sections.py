@@ -21,8 +21,10 @@ import numpy as np
 import pandas as pd
 
 from ..stats import BETTER, EQUIVALENT, METHODS, UNDECIDED, WORSE, Comparison, describe, still_improving
+from ..stats.sentences import interval_label
+from ..stats.metrics import ACCURACY, EPOCH_SECONDS, metric
 from ..stats.target import default_target, per_epoch_reversals, target_summary, time_to_target
-from . import features, figures, stats
+from . import features, figures, paths, stats
 from .format import missing, pct, pp, pval, seconds, slug
 from .load import Stored
 from ..tuning.protocol import protocol_sentence
@@ -270,8 +272,8 @@ def leaderboard_html(board: pd.DataFrame, times: pd.DataFrame, table_id: str) ->
     to_target = (times.groupby("arch")["seconds_to_target"].median() if not times.empty
                  else pd.Series(dtype=float))
     shown = pd.DataFrame({
+        "architecture": board["arch"],  # first: the column a phone keeps pinned while the rest scrolls
         "rank": board["rank_label"],
-        "architecture": board["arch"],
         "seeds": board["seeds"],
         "test acc. mean (%)": board["mean"] * 100,
         "95% interval (%)": [f"[{pct(lo)}, {pct(hi)}]" if not missing(lo) else "–"
@@ -324,17 +326,24 @@ def _comparison_table(v: DatasetView, title: str, reference: str, found: list[Co
 
 
 def comparison_rows(found: list[Comparison]) -> list[dict[str, Any]]:
-    return [{
-        "arch": c.arch, "verdict": c.verdict, "verdict_text": verdict_text(c), "n": c.n_seeds,
-        "diff": pp(c.diff), "ci": _ci(c), "won": f"{c.wins} of {c.n_seeds}" if c.n_seeds else "–",
-        "p": pval(c.p_holm), "p_eq": pval(c.p_equivalence_holm), "mde": _unsigned(c.mde),
-        "sentence": describe(c),
-    } for c in found]
+    rows = []
+    for c in found:
+        m = metric(c.metric)
+        rows.append({
+            "arch": c.arch, "verdict": c.verdict, "verdict_text": verdict_text(c), "n": c.n_seeds,
+            "diff": m.delta(c.diff), "ci": _ci(c), "eq": _eq_ci(c), "unit": m.delta_unit,
+            "ci_label": interval_label(c), "eq_label": interval_label(c, equivalence=True),
+            "won": f"{c.wins} of {c.n_seeds}" if c.n_seeds else "–",
+            "p": pval(c.p_holm), "p_eq": pval(c.p_equivalence_holm), "mde": _unsigned(c.mde, c.metric),
+            "sentence": describe(c),
+        })
+    return rows
 
 
 def verdict_text(c: Comparison) -> str:
     if c.verdict == EQUIVALENT:
-        return f"equivalent within ±{c.margin * 100:g} pp"
+        m = metric(c.metric)
+        return f"equivalent within ±{c.margin * m.scale:g} {m.delta_unit}".rstrip()
     if c.verdict == UNDECIDED:
         if c.seeds_needed is not None:
             return f"undecided: about {c.seeds_needed - c.n_seeds} more seeds would decide it"
@@ -343,30 +352,36 @@ def verdict_text(c: Comparison) -> str:
 
 
 def _ci(c: Comparison) -> str:
-    return "–" if missing(c.ci_low) else f"[{pp(c.ci_low)}, {pp(c.ci_high)}]"
+    """The difference interval that decided the verdict, in the metric's units."""
+    return metric(c.metric).interval(c.ci_low, c.ci_high, unit=False)
 
 
-def _unsigned(x: float) -> str:
-    return "–" if missing(x) else f"{x * 100:.2f}"
+def _eq_ci(c: Comparison) -> str:
+    return metric(c.metric).interval(c.eq_low, c.eq_high, unit=False)
+
+
+def _unsigned(x: float, column: str = ACCURACY.column) -> str:
+    m = metric(column)
+    return "–" if missing(x) else f"{x * m.scale:.{m.digits}f}"
 
 
 def factor_effects(v: DatasetView) -> Section | None:
     effects = {q.removeprefix("factor "): found for q, found in v.asked.items() if q.startswith("factor ")}
     if not effects:
         return None  # a grid without an ablation family has no factors to estimate
-    context: dict[str, Any] = {"factors": list(effects), "margin": v.evidence.margin}
+    context: dict[str, Any] = {"factors": list(effects), "margin": v.evidence.margin, "interaction": None}
     if effects:
         factorial = stats.factorial_runs(v.runs)
-        time = stats.factor_effects(v.evidence, "mean_epoch_seconds")
+        time = stats.factor_effects(v.evidence, EPOCH_SECONDS.column)
         context["archs"] = sorted(set(factorial["arch"]))
         context["tables"] = [{"factor": f, "reference": found[0].reference if found else "",
                               "rows": comparison_rows(found)} for f, found in effects.items()]
         context["time_rows"] = [{"factor": f, "level": c.arch, "reference": c.reference, "n": c.n_seeds,
-                                 "diff": _signed_seconds(c.diff), "ci": f"[{_signed_seconds(c.ci_low)}, "
-                                 f"{_signed_seconds(c.ci_high)}]", "p": pval(c.p)}
+                                 "diff": EPOCH_SECONDS.delta(c.diff), "ci": _ci(c), "p": pval(c.p_holm),
+                                 "verdict": c.verdict, "verdict_text": verdict_text(c)}
                                 for f, found in time.items() for c in found]
-        context["figure"] = v.figure(figures.factor_effects, "factor-effects", _effect_frame(effects),
-                                     _effect_frame(time))
+        context["figure"] = v.figure(figures.factor_effects, "factor-effects",
+                                     [(ACCURACY, _effect_frame(effects)), (EPOCH_SECONDS, _effect_frame(time))])
         names = list(effects)
         if len(names) >= 2:
             x, hue = names[:2]
@@ -380,10 +395,6 @@ def _effect_frame(effects: dict[str, list[Comparison]]) -> pd.DataFrame:
     return pd.DataFrame([{"factor": f, "level": c.arch, "reference": c.reference, "diff": c.diff,
                           "ci_low": c.ci_low, "ci_high": c.ci_high} for f, found in effects.items() for c in found],
                         columns=["factor", "level", "reference", "diff", "ci_low", "ci_high"])
-
-
-def _signed_seconds(x: float) -> str:
-    return "–" if missing(x) else f"{x:+.4f}"
 
 
 def target(v: DatasetView) -> Section | None:
@@ -422,7 +433,10 @@ def errors(v: DatasetView) -> Section:
     context: dict[str, Any] = {"pair": v.pair, "confusion": None, "confusion_difference": None,
                                "class_rows": [], "gallery": None}
     if not v.confusion.empty:
-        context["confusion"] = v.figure(figures.confusion_grid, "confusion", v.confusion, v.order, v.classes)
+        scale = figures.error_scale(v.confusion, v.order, len(v.classes))  # one colour scale for every network
+        context["confusion"] = [{"arch": arch, "figure": v.figure(figures.confusion_matrix, f"confusion-{arch}",
+                                                                   v.confusion, arch, v.classes, scale)}
+                                for arch in v.order]
         per_class = stats.class_accuracy(v.confusion)
         context["per_class"] = v.figure(figures.per_class, "per-class", per_class, v.archs, v.classes, v.styles)
         gaps = stats.largest_class_gaps(per_class)
@@ -491,7 +505,8 @@ def cost(v: DatasetView) -> Section:
 
 def inside(v: DatasetView) -> Section:
     fm = features.feature_maps(v.runs, v.order, v.sample, v.stored.out)
-    context: dict[str, Any] = {"notes": fm.notes, "mistakes": []}
+    scrub = paths.scrubber(v.stored.out, v.stored.invocation)
+    context: dict[str, Any] = {"notes": [scrub(n) for n in fm.notes], "mistakes": []}
     if fm.maps:
         label = _class_name(v.classes, fm.probe_label) if fm.probe_label is not None else "?"
         title = f"First convolution's outputs for test image #0 (class {label}); lowest seed of each architecture"
@@ -506,9 +521,10 @@ def inside(v: DatasetView) -> Section:
 
 
 def failed(v: DatasetView) -> Section:
+    scrub = paths.scrubber(v.stored.out, v.stored.invocation)  # an error message may name files
     return Section("failed", "Failed or diverged runs", v.dataset, {"runs": [
         {"arch": r["arch"], "seed": r["seed"], "status": r["status"], "run_id": r["run_id"],
-         "error": "" if pd.isna(r.get("error")) else str(r.get("error"))}
+         "error": "" if pd.isna(r.get("error")) else scrub(str(r.get("error")))}
         for _, r in v.failed.iterrows()
     ]})
 

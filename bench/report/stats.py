@@ -20,6 +20,7 @@ from ..stats import (
     ALPHA, CONFIDENCE, DEFAULT_MARGIN, Comparison, Look, accuracy_interval, compare_effects,
     compare_table, rank, t_interval, top,
 )
+from ..stats.metrics import ACCURACY, Metric, metric as metric_of
 
 # Preferred reference level of a factor (the "plain" choice) when present.
 REFERENCE_LEVELS = ("std", "standard", "plain", "conv", "max", "maxpool", "none")
@@ -31,7 +32,7 @@ class Evidence:
 
     runs: pd.DataFrame  # finished runs
     correct: dict[str, np.ndarray] = field(default_factory=dict)  # run_id -> per-image results
-    margin: float = DEFAULT_MARGIN
+    margin: float = DEFAULT_MARGIN  # test accuracy's (--margin); other metrics keep their declared one
     alpha: float = ALPHA
     look: Look | None = None  # the last look of a --until-decided grid
 
@@ -55,11 +56,17 @@ class Evidence:
     def archs(self) -> list[str]:
         return sorted(set(self.runs["arch"]))
 
+    def metric(self, column: str) -> Metric:
+        return metric_of(column)
+
+    def margin_of(self, column: str) -> float:
+        return self.margin if column == ACCURACY.column else self.metric(column).margin
+
     def compare(self, reference: str, order: list[str] | None = None, metric: str = "test_acc") -> list[Comparison]:
         """Every other architecture against ``reference``, Holm across them."""
         results = {a: self.scores(a, metric) for a in self.archs}
-        return compare_table(results, reference, margin=self.margin if metric == "test_acc" else 0.0,
-                             alpha=self.alpha, look=self.look, order=order)
+        return compare_table(results, reference, margin=self.margin_of(metric), alpha=self.alpha,
+                             look=self.look, order=order, metric=self.metric(metric))
 
 
 def comparison_frame(comparisons: list[Comparison]) -> pd.DataFrame:
@@ -162,8 +169,8 @@ def factor_effects(evidence: Evidence, metric: str = "test_acc") -> dict[str, li
             diff = marginal[level] - marginal[ref]
             contrasts[level] = diff.dropna(how="all") if isinstance(diff, pd.DataFrame) else diff.dropna()
         effects[col.removeprefix("factor_")] = compare_effects(
-            contrasts, ref, margin=evidence.margin if metric == "test_acc" else 0.0,
-            alpha=evidence.alpha, look=evidence.look)
+            contrasts, ref, margin=evidence.margin_of(metric), alpha=evidence.alpha, look=evidence.look,
+            metric=evidence.metric(metric))
     return effects
 
 
@@ -175,13 +182,16 @@ def _marginal(evidence: Evidence, runs: pd.DataFrame, metric: str) -> pd.Series 
 
 
 def interaction_table(runs: pd.DataFrame, x: str, hue: str, metric: str = "test_acc") -> pd.DataFrame:
-    """Cell means with t-CIs over seeds for an interaction plot of factors ``x`` by ``hue``."""
+    """Cell means with t-CIs over seeds for an interaction plot of factors ``x`` by ``hue``,
+    kept inside the metric's real bounds."""
     sub = factorial_runs(runs)
+    bounds = metric_of(metric)
     rows = []
     for (xl, hl), group in sub.groupby([f"factor_{x}", f"factor_{hue}"], sort=True):
         mean, _std, lo, hi = t_interval(group.groupby("seed")[metric].mean())
-        rows.append({x: xl, hue: hl, "mean": mean, "ci_low": max(lo, 0.0) if not math.isnan(lo) else lo,
-                     "ci_high": min(hi, 1.0) if not math.isnan(hi) else hi, "n": group["seed"].nunique()})
+        if not math.isnan(lo):
+            lo, hi = bounds.clip_value(lo, hi)
+        rows.append({x: xl, hue: hl, "mean": mean, "ci_low": lo, "ci_high": hi, "n": group["seed"].nunique()})
     return pd.DataFrame(rows)
 
 

@@ -11,9 +11,15 @@ For every architecture of a table (or every level of a factor) against one refer
   decide it (:mod:`bench.stats.power`), both at alpha / comparisons;
 * how many seeds the architecture won, tied and lost.
 
-Intervals are per comparison, not adjusted for multiplicity: ``ci_*`` at 1 - alpha_used
-(the difference test's), ``eq_*`` at 1 - 2 alpha_used (the equivalence test's), clipped to
-[-1, 1].  Zero spread, where a t-test is undefined, is handled by exact tests: identical
+Intervals tell the same story as the verdicts: they are Holm-consistent, each at the level
+its Holm step tested it at (``ci_level``: 1 - alpha_used / (m - j) at step j, and from the
+first step that fails on, that step's level), so a difference interval excludes 0 exactly
+when the Holm-adjusted difference test rejects, and an equivalence interval (``eq_level``, at
+1 - 2 x its step's alpha) lies inside ±margin exactly when the Holm-adjusted TOST does.  Their
+family-wise confidence is 1 - alpha_used (difference) and 1 - 2 alpha_used (equivalence).  They
+are clipped only by the metric's real bounds (:mod:`bench.stats.metrics`): a difference of two
+accuracies lies in [-1, 1], one of two epoch times in seconds is unbounded.
+Zero spread, where a t-test is undefined, is handled by exact tests: identical
 predictions on every image at every seed (no discordant image among n_images has
 probability at most (1 - margin)^n_images when the true |difference| >= margin); otherwise
 the same difference at every seed (exact sign tests over the seeds).
@@ -31,8 +37,8 @@ from scipy import stats
 from bench.errors import BenchError
 from bench.stats import decision, power
 from bench.stats.intervals import holm
-from bench.stats.methods import (ALPHA, DEFAULT_MARGIN, EQUIVALENT, MIN_TRUSTED_SEEDS,
-                                 UNDECIDED)
+from bench.stats.methods import ALPHA, EQUIVALENT, MIN_TRUSTED_SEEDS, UNDECIDED
+from bench.stats.metrics import ACCURACY, Metric, metric as metric_of
 from bench.stats.paired import PairedDifference, Scores, contrast, pair
 from bench.stats.sequential import Look
 from bench.stats.variance import Estimate, estimate
@@ -49,10 +55,12 @@ IDENTICAL = "identical predictions on every test image at every seed"
 class Comparison:
     """``arch`` (for a factor: the level) minus ``reference``, with its verdict.
 
-    ``diff`` > 0: the architecture is more accurate.  ``seeds_needed`` is the total number
-    of seeds that would decide an undecided comparison with 80% power (None when decided,
-    or when seeds cannot decide it: ``undecided_reason`` says why).  ``alpha_used`` is the
-    level the verdict was taken at; ``family_size`` the number of comparisons Holm saw.
+    ``diff`` > 0: the architecture's ``metric`` is higher (for accuracy: more accurate).
+    ``seeds_needed`` is the total number of seeds that would decide an undecided comparison
+    with 80% power (None when decided, or when seeds cannot decide it: ``undecided_reason``
+    says why).  ``alpha_used`` is the family-wise level the verdict was taken at;
+    ``family_size`` the number of comparisons Holm saw; ``ci_level`` and ``eq_level`` the
+    confidence of this comparison's own Holm-consistent intervals.
     """
 
     arch: str
@@ -83,71 +91,110 @@ class Comparison:
     alpha_used: float
     family_size: int
     look: int | None = None
+    metric: str = ACCURACY.column
+    ci_level: float = math.nan
+    eq_level: float = math.nan
+
+    @property
+    def better_by(self) -> float:
+        """The difference in the metric's good direction: > 0 when ``arch`` is the better."""
+        return self.diff if metric_of(self.metric).higher_is_better else -self.diff
 
 
 @dataclass(frozen=True)
 class _Tested:
-    """One comparison's estimate and raw p-values and intervals, before Holm."""
+    """One comparison's estimate and raw p-values, before Holm."""
 
     est: Estimate
     p: float
     p_equivalence: float
-    ci: tuple[float, float]
-    eq: tuple[float, float]
     reason: str
     # Zero spread: the exact sign test over seeds replaced the t-tests.
     sign_test: bool = False
+    # Zero spread and no image differs at any seed: exact bounds from zero discordant images.
+    identical: bool = False
 
 
 def compare(arch: Scores, reference: Scores, *, arch_name: str = "arch",
-            reference_name: str = "reference", margin: float = DEFAULT_MARGIN,
-            alpha: float = ALPHA, look: Look | None = None) -> Comparison:
-    """One architecture against a reference, paired by seed (a table of one)."""
-    return _decide([arch_name], reference_name, [pair(arch, reference)], margin, alpha, look)[0]
+            reference_name: str = "reference", margin: float | None = None,
+            alpha: float = ALPHA, look: Look | None = None, metric: Metric = ACCURACY) -> Comparison:
+    """One architecture against a reference, paired by seed (a table of one).
+
+    ``margin`` (the metric's stored units) defaults to the metric's declared one."""
+    return _decide([arch_name], reference_name, [pair(arch, reference)], margin, alpha, look, metric)[0]
 
 
 def compare_table(results: Mapping[str, Scores], reference: str, *,
-                  margin: float = DEFAULT_MARGIN, alpha: float = ALPHA,
-                  look: Look | None = None, order: Sequence[str] | None = None) -> list[Comparison]:
+                  margin: float | None = None, alpha: float = ALPHA,
+                  look: Look | None = None, order: Sequence[str] | None = None,
+                  metric: Metric = ACCURACY) -> list[Comparison]:
     """Every architecture of ``results`` but ``reference`` against it, Holm across the table."""
     if reference not in results:
         raise BenchError(f"reference architecture {reference!r} has no results")
     names = [a for a in (order or list(results)) if a != reference and a in results]
     diffs = [pair(results[a], results[reference]) for a in names]
-    return _decide(names, reference, diffs, margin, alpha, look)
+    return _decide(names, reference, diffs, margin, alpha, look, metric)
 
 
 def compare_effects(contrasts: Mapping[str, Scores], reference: str, *,
-                    margin: float = DEFAULT_MARGIN, alpha: float = ALPHA,
-                    look: Look | None = None) -> list[Comparison]:
+                    margin: float | None = None, alpha: float = ALPHA,
+                    look: Look | None = None, metric: Metric = ACCURACY) -> list[Comparison]:
     """A factor's main effects: per level, per-seed (or seed x image) contrasts level - reference.
 
     Each contrast is already a difference (marginal mean at the level minus at the
     reference level, same seed); Holm runs across the factor's levels.
     """
     names = list(contrasts)
-    return _decide(names, reference, [contrast(contrasts[n]) for n in names], margin, alpha, look)
+    return _decide(names, reference, [contrast(contrasts[n]) for n in names], margin, alpha, look,
+                   metric)
 
 
-def _decide(names: list[str], reference: str, diffs: list[PairedDifference], margin: float,
-            alpha: float, look: Look | None) -> list[Comparison]:
-    if not 0 <= margin < 1:
-        raise BenchError(f"the equivalence margin must be a fraction in [0, 1), not {margin}")
+def holm_levels(p: np.ndarray, alpha: float) -> np.ndarray:
+    """Per comparison, the level Holm's step-down tested it at, made consistent with its verdict.
+
+    Sorted ascending, step j of m tests at alpha / (m - j); from the first step that fails on,
+    every later comparison keeps that step's level (Holm stops there, and their p-values are no
+    smaller).  Testing each comparison at its level rejects exactly the Holm-rejected ones, so
+    intervals at these levels exclude 0 exactly when the verdict says a difference.  NaN: alpha.
+    """
+    p = np.asarray(p, dtype=float)
+    levels = np.full(p.shape, alpha, dtype=float)
+    usable = np.flatnonzero(~np.isnan(p))
+    order = usable[np.argsort(p[usable], kind="stable")]
+    m, current, failed = len(order), alpha, False
+    for j, i in enumerate(order):
+        if not failed:
+            current = alpha / (m - j)
+            failed = p[i] > current
+        levels[i] = current
+    return levels
+
+
+def _decide(names: list[str], reference: str, diffs: list[PairedDifference], margin: float | None,
+            alpha: float, look: Look | None, metric: Metric = ACCURACY) -> list[Comparison]:
+    margin = metric.margin if margin is None else margin
+    span = metric.diff_bounds[1]
+    if not 0 <= margin < span:
+        raise BenchError(f"the equivalence margin for {metric.label} must lie in [0, {span:g}), not {margin}")
     if not 0 < alpha < 0.5:
         raise BenchError(f"alpha must lie in (0, 0.5), not {alpha}")
     alpha_used = look.alpha(alpha) if look is not None else alpha
-    tested = [_test(d, margin, alpha_used) for d in diffs]
+    tested = [_test(d, margin) for d in diffs]
     p = np.array([t.p for t in tested], dtype=float)
     p_eq = np.array([t.p_equivalence for t in tested], dtype=float)
     p_holm, p_eq_holm = holm(p), holm(p_eq)
+    levels, eq_levels = holm_levels(p, alpha_used), holm_levels(p_eq, alpha_used)
     diff = np.array([t.est.diff for t in tested], dtype=float)
-    verdicts = decision.verdicts(diff, p_holm, p_eq_holm, alpha_used)
+    good = diff if metric.higher_is_better else -diff
+    verdicts = decision.verdicts(good, p_holm, p_eq_holm, alpha_used)
     family = max(int((~np.isnan(p)).sum()), 1)
     # Power is planned at the fixed-design level of Holm's strictest step.
     level = alpha / family
     out = []
-    for name, d, t, ph, peh, verdict in zip(names, diffs, tested, p_holm, p_eq_holm, verdicts):
+    for name, d, t, ph, peh, verdict, lev, eq_lev in zip(names, diffs, tested, p_holm, p_eq_holm,
+                                                          verdicts, levels, eq_levels):
         est = t.est
+        ci, eq = _intervals(t, float(lev), float(eq_lev), metric)
         mde = power.minimum_detectable_effect(est.se, est.df, level)
         needed, reason = None, ""
         if verdict == UNDECIDED:
@@ -158,64 +205,76 @@ def _decide(names: list[str], reference: str, diffs: list[PairedDifference], mar
             else:
                 plan = power.seeds_needed(est, margin, level)
                 needed, reason = plan.total, plan.reason
-        notes = _notes(d, t, float(ph), str(verdict), alpha_used, family, needed, reason, look)
+        notes = _notes(d, t, float(ph), str(verdict), alpha_used, needed, reason, look)
         out.append(Comparison(
             arch=name, reference=reference, n_seeds=d.n_seeds, n_images=d.n_images,
-            diff=est.diff, se=est.se, df=est.df, ci_low=t.ci[0], ci_high=t.ci[1],
-            eq_low=t.eq[0], eq_high=t.eq[1], p=t.p, p_holm=float(ph),
+            diff=est.diff, se=est.se, df=est.df, ci_low=ci[0], ci_high=ci[1],
+            eq_low=eq[0], eq_high=eq[1], p=t.p, p_holm=float(ph),
             p_equivalence=t.p_equivalence, p_equivalence_holm=float(peh), verdict=str(verdict),
             variance=est.variance, mde=mde, seeds_needed=needed, undecided_reason=reason,
             wins=d.wins, ties=d.ties, losses=d.losses, note="; ".join(notes), margin=margin,
             alpha_used=alpha_used, family_size=family,
-            look=None if look is None else look.index))
+            look=None if look is None else look.index, metric=metric.column,
+            ci_level=1 - float(lev), eq_level=1 - 2 * float(eq_lev)))
     return out
 
 
-def _test(d: PairedDifference, margin: float, alpha: float) -> _Tested:
+def _test(d: PairedDifference, margin: float) -> _Tested:
     est = estimate(d)
-    nan2 = (math.nan, math.nan)
     if d.n_seeds == 0:
-        return _Tested(est, math.nan, math.nan, nan2, nan2, NO_SHARED_SEEDS)
+        return _Tested(est, math.nan, math.nan, NO_SHARED_SEEDS)
     if math.isnan(est.se):
-        return _Tested(est, math.nan, math.nan, nan2, nan2, ONE_SEED_NO_IMAGES)
+        return _Tested(est, math.nan, math.nan, ONE_SEED_NO_IMAGES)
     if est.zero_spread:
         if d.matrix is not None and est.diff == 0.0:
-            return _identical(est, margin, alpha)
-        return _same_at_every_seed(est, margin, alpha)
+            # If the true |difference| >= margin, at least a share margin of images differ; none
+            # of m differing then has probability at most (1 - margin)^m.  Training that gives
+            # identical predictions will keep doing so: seeds cannot help.
+            return _Tested(est, 1.0, (1.0 - margin) ** est.n_images, power.TEST_SET_LIMIT, identical=True)
+        return _same_at_every_seed(est, margin)
     p = float(decision.difference_p(est.diff, est.se, est.df))
     if d.n_seeds == 1 and d.discordance:
         p = _mcnemar(d.matrix[0])
     p_eq = float(decision.equivalence_p(est.diff, est.se, est.df, margin))
-    return _Tested(est, p, p_eq, _interval(est, alpha / 2), _interval(est, alpha), "")
+    return _Tested(est, p, p_eq, "")
 
 
-def _identical(est: Estimate, margin: float, alpha: float) -> _Tested:
-    """No image differs at any seed: exact bounds from zero discordant images among m."""
-    m = est.n_images
-    # If the true |difference| >= margin, at least a share margin of images differ; none
-    # of m differing then has probability at most (1 - margin)^m.
-    p_eq = (1.0 - margin) ** m
-    two_sided = 1.0 - (alpha / 2) ** (1.0 / m)
-    one_sided = 1.0 - alpha ** (1.0 / m)
-    # Training that gives identical predictions will keep doing so: seeds cannot help.
-    return _Tested(est, 1.0, p_eq, (-two_sided, two_sided), (-one_sided, one_sided),
-                   power.TEST_SET_LIMIT)
-
-
-def _same_at_every_seed(est: Estimate, margin: float, alpha: float) -> _Tested:
+def _same_at_every_seed(est: Estimate, margin: float) -> _Tested:
     """Every seed shows the same difference: exact sign tests over the n seeds.
 
     Difference: all n seeds on one side has probability 2 * 0.5^n when the median is 0.
     Equivalence: all n seeds above -margin has probability <= 0.5^n when the median is
-    <= -margin (and likewise below +margin).  The distribution-free interval for the
-    median is then [diff, diff] when the sign test reaches its level, else unbounded.
+    <= -margin (and likewise below +margin).
     """
     n, diff = est.n_seeds, est.diff
     p = 1.0 if diff == 0.0 else min(1.0, 2 * 0.5 ** n)
     p_eq = 0.5 ** n if abs(diff) < margin else 1.0
-    ci = (diff, diff) if 2 * 0.5 ** n <= alpha else (-1.0, 1.0)
-    eq = (diff, diff) if 0.5 ** n <= alpha else (-1.0, 1.0)
-    return _Tested(est, p, p_eq, ci, eq, "", sign_test=True)
+    return _Tested(est, p, p_eq, "", sign_test=True)
+
+
+def _intervals(t: _Tested, level: float, eq_level: float, metric: Metric
+               ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The difference interval at confidence 1 - level and the equivalence one at 1 - 2 eq_level.
+
+    Identical predictions: the exact bound for zero discordant images among m.  Zero spread
+    otherwise: the sign test's distribution-free interval for the median, [diff, diff] when the
+    sign test reaches its level, else unbounded (the metric's real bounds).
+    """
+    est = t.est
+    nan2 = (math.nan, math.nan)
+    if math.isnan(t.p):
+        return nan2, nan2
+    if t.identical:
+        m = est.n_images
+        two_sided, one_sided = 1.0 - (level / 2) ** (1.0 / m), 1.0 - eq_level ** (1.0 / m)
+        return metric.clip_diff(-two_sided, two_sided), metric.clip_diff(-one_sided, one_sided)
+    if t.sign_test:
+        unbounded = metric.diff_bounds
+        n, diff = est.n_seeds, est.diff
+        ci = (diff, diff) if 2 * 0.5 ** n <= level else unbounded
+        eq = (diff, diff) if 0.5 ** n <= eq_level else unbounded
+        return ci, eq
+    return _interval(est, level / 2, metric), _interval(est, eq_level, metric)
 
 
 def _sign_test_seeds(est: Estimate, margin: float, level: float) -> tuple[int | None, str]:
@@ -239,22 +298,20 @@ def _mcnemar(row: np.ndarray) -> float:
     return float(mcnemar([[0, b], [c, 0]], exact=True).pvalue)
 
 
-def _interval(est: Estimate, tail: float) -> tuple[float, float]:
+def _interval(est: Estimate, tail: float, metric: Metric) -> tuple[float, float]:
     half = float(stats.t.ppf(1 - tail, est.df)) * est.se
-    return max(est.diff - half, -1.0), min(est.diff + half, 1.0)
+    return metric.clip_diff(est.diff - half, est.diff + half)
 
 
 def _notes(d: PairedDifference, t: _Tested, p_holm: float, verdict: str, alpha_used: float,
-           family: int, needed: int | None, reason: str, look: Look | None) -> list[str]:
+           needed: int | None, reason: str, look: Look | None) -> list[str]:
     notes = []
-    if t.est.zero_spread and t.est.diff == 0.0 and d.matrix is not None:
+    if t.identical:
         notes.append(IDENTICAL)
     if t.sign_test:
         notes.append(SAME_AT_EVERY_SEED)
     if verdict == EQUIVALENT and p_holm <= alpha_used:
         notes.append(SMALLER_THAN_MARGIN)
-    if verdict == UNDECIDED and family > 1 and (t.ci[0] > 0 or t.ci[1] < 0):
-        notes.append(f"the interval excludes 0, but not after Holm's correction for {family} comparisons")
     if 0 < d.n_seeds < MIN_TRUSTED_SEEDS:
         notes.append(f"fewer than {MIN_TRUSTED_SEEDS} seeds: no interval is trustworthy")
     if verdict == UNDECIDED:

@@ -65,13 +65,14 @@ class Metric:
             return "−∞" if x < 0 else "+∞"
         return f"{x * self.scale:+.{self.digits if digits is None else digits}f}"
 
-    def interval(self, lo: float, hi: float, digits: int | None = None) -> str:
-        """A difference's interval as shown, e.g. "[-0.35, -0.02] pp" or "(unbounded)"."""
+    def interval(self, lo: float, hi: float, digits: int | None = None, unit: bool = True) -> str:
+        """A difference's interval as shown, e.g. "[-0.35, -0.02] pp", or "unbounded"."""
         if lo is None or math.isnan(lo) or hi is None or math.isnan(hi):
             return "–"
         if math.isinf(lo) and math.isinf(hi):
             return "unbounded"
-        return f"[{self.delta(lo, digits)}, {self.delta(hi, digits)}] {self.delta_unit}"
+        shown = f"[{self.delta(lo, digits)}, {self.delta(hi, digits)}]"
+        return f"{shown} {self.delta_unit}" if unit and self.delta_unit else shown
 
 
 ACCURACY = Metric("test_acc", "test accuracy", "%", "pp", scale=100.0, low=0.0, high=1.0,

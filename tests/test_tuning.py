@@ -261,8 +261,15 @@ def test_half_budget_line_says_whether_the_ranking_holds():
     assert expected_max(points["val_acc"][:4], 4) == pytest.approx(0.99 * 15 / 16 + 0.5 / 16, abs=1e-15)
     assert expected_max(points["val_acc"][:4], 2) == pytest.approx(0.99 * 3 / 4 + 0.5 / 4, abs=1e-15)
     assert half_budget_line(points, ["a", "b"]) == (
-        "The ranking by expected best validation accuracy changes at half the budget: a > b at 4 trials, "
-        "b > a at 2: the tuning budget decides it.")
+        "The ranking by expected best validation accuracy changes its top at half the budget: a at 4 trials, "
+        "b at 2: the tuning budget decides which is best (1 of 1 pairs swap).")
+    # c above b at 4 trials (0.99 x 175/256 + 0.8 x 81/256 = 0.93), below it at 2 (0.99 x 7/16 + 0.8 x 9/16
+    # = 0.88); a stays the top: one pair of three swaps.
+    three = pd.concat([points.assign(val_acc=[0.99, 0.99, 0.99, 0.5, 0.9, 0.9, 0.9, 0.9]),
+                       pd.DataFrame({"arch": "c", "trial": [0, 1, 2, 3], "val_acc": [0.99, 0.8, 0.8, 0.8]})])
+    assert half_budget_line(three, ["a", "b", "c"]) == (
+        "At half the budget (2 of 4 trials) the ranking by expected best validation accuracy keeps its top (a) "
+        "and swaps 1 of 3 pairs: c/b.")
     same = points.assign(val_acc=[0.99, 0.95, 0.95, 0.95, 0.9, 0.9, 0.9, 0.9])
     assert half_budget_line(same, ["a", "b"]) == (
         "The ranking by expected best validation accuracy (a > b) holds at half the budget (2 of 4 trials).")

@@ -64,6 +64,14 @@ def test_bad_tuning_options_are_one_line(tmp_path, capsys):
         assert len(err) == 1 and err[0].startswith(f"error: argument {bad[0]}: "), err
 
 
+def test_a_study_storage_that_cannot_be_used_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "optuna.db"
+    bad.write_text("not a database")
+    assert run_cli(*TUNED, "--out", str(tmp_path / "out"), "--tune-storage", f"sqlite:///{bad}") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: the tuning study at sqlite:///{bad} cannot be used: "), err
+
+
 def test_candidate_points_are_sobol_stored_and_extended_in_order(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     space = default_space("adam")

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..config import RunConfig
+from ..errors import BenchError
 from ..schema import TUNING
 from ..storage import atomic_write_text
 from .selection import choices, trial_configs, tuning_table
@@ -73,7 +74,7 @@ def run_tuning(args: argparse.Namespace, bases: list[RunConfig], out: Path,
     """Tune ``bases`` (one config per architecture and dataset) as ``args`` asks."""
     t0 = time.perf_counter()
     space, storage = space_of(args), storage_of(args, out)
-    points = candidate_points(storage, space, args.tune_trials, args.tune_sampler_seed)
+    points = _study_call(storage, candidate_points, storage, space, args.tune_trials, args.tune_sampler_seed)
     trials = trial_configs(bases, points, args.tune_epochs, args.tune_seeds, args.tune_fraction)
     archs = len({(c.dataset, c.arch) for c in bases})
     say(f"tuning {space.text()}: {archs} architecture(s) x {len(points)} candidate points x {args.tune_seeds} "
@@ -89,13 +90,24 @@ def run_tuning(args: argparse.Namespace, bases: list[RunConfig], out: Path,
     tuning.chosen = choices(table, space.names)
     tuning.wall_seconds = time.perf_counter() - t0
     atomic_write_text(Path(out) / TUNING.file, table.to_csv(index=False))
-    record_values(storage, space, args.tune_sampler_seed, _values_by_point(table))
+    _study_call(storage, record_values, storage, space, args.tune_sampler_seed, _values_by_point(table))
     stuck = int((table["learning"] == False).sum()) if not table.empty else 0  # noqa: E712 (None: not ok)
     if stuck:
         say(f"{stuck} of {len(table)} trials stayed at chance accuracy (not learning at their point)")
     for line in choice_lines(table, space.names):
         say(line)
     return tuning
+
+
+def _study_call(storage: str, function, *args):
+    """``function(*args)`` on the Optuna study; a storage that cannot be opened or used is one line."""
+    try:
+        return function(*args)
+    except BenchError:
+        raise
+    except Exception as exc:  # optuna and SQLAlchemy raise many kinds; the user needs the one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BenchError(f"the tuning study at {storage} cannot be used: {first} (see --tune-storage)") from None
 
 
 def _values_by_point(table: pd.DataFrame) -> dict[int, dict[str, float]]:

@@ -77,6 +77,8 @@ def run_tuning(args: argparse.Namespace, bases: list[RunConfig], out: Path,
     points = _study_call(storage, candidate_points, storage, space, args.tune_trials, args.tune_sampler_seed)
     trials = trial_configs(bases, points, args.tune_epochs, args.tune_seeds, args.tune_fraction)
     archs = len({(c.dataset, c.arch) for c in bases})
+    if getattr(args, "lr", None) is not None and "lr" in space.names:
+        say(f"--lr {args.lr:g} is not used: the learning rate is tuned (--no-tune trains at it)")
     say(f"tuning {space.text()}: {archs} architecture(s) x {len(points)} candidate points x {args.tune_seeds} "
         f"seed(s) = {len(trials)} trials of {args.tune_epochs} epoch(s) on {args.tune_fraction:g} of the "
         f"training split, in {Path(out) / TUNING_DIR}")

@@ -154,6 +154,7 @@ def test_a_tuned_grid_trains_each_architecture_at_its_choice(tuned_digits):
     invocation = json.loads((out / "config.json").read_text())
     assert invocation["tuning"]["trials"] == 3 and len(invocation["tuning"]["run_ids"]) == 6
     assert "--tune --tune-trials 3 --tune-epochs 1" in invocation["reproduce"]
+    assert "--lr 0.001 " in invocation["reproduce"]  # the untuned rate, not the first network's choice
     assert (out / "optuna.db").is_file() and (out / "tuning" / "runs.csv").is_file()
     assert protocol_sentence(invocation) == "each at its own tuned learning rate, 3 trials each"
 

@@ -291,7 +291,7 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
         chosen = ["--seed-list", ",".join(map(str, seeds))]
     parts = ["python", "-m", "bench", "--archs", ",".join(archs), "--dataset", ",".join(datasets),
              *chosen, "--epochs", str(base.epochs),
-             "--batch-size", str(base.batch_size), "--optimizer", base.optimizer, "--lr", repr(base.lr),
+             "--batch-size", str(base.batch_size), "--optimizer", base.optimizer, "--lr", repr(_untuned_lr(args, base)),
              "--val-fraction", repr(base.val_fraction), "--test-weights", base.test_weights,
              "--device", base.device, "--out", str(out)]
     if base.optimizer_impl != "fused":
@@ -326,6 +326,13 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
     if args.target is not None:
         parts += ["--target", repr(args.target)]
     return shlex.join(parts)
+
+
+def _untuned_lr(args: argparse.Namespace, base: RunConfig) -> float:
+    """--lr as given (or its default): a tuned grid's configs hold each network's chosen rate instead."""
+    if not tuning_on(args):
+        return base.lr
+    return args.lr if args.lr is not None else DEFAULT_LR[base.optimizer]
 
 
 def main(args: argparse.Namespace, console: Console) -> int:

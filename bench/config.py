@@ -18,7 +18,7 @@ from .errors import BenchError
 OPTIMIZERS = ("sgd", "adam", "adadelta")
 OPTIMIZER_IMPLS = ("fused", "foreach")
 FUSED_OPTIMIZERS = ("adam", "sgd")  # the optimizers torch has a one-kernel (fused) step for
-LR_SCHEDULES = ("none", "step")
+LR_SCHEDULES = ("none", "step", "cosine", "onecycle")
 DTYPES = ("float32", "bfloat16-autocast")
 MEMORY_FORMATS = ("auto", "contiguous", "channels_last")
 TEST_WEIGHTS = ("best-val", "last")
@@ -28,7 +28,7 @@ TEST_WEIGHTS = ("best-val", "last")
 DEFAULT_LR = {"sgd": 0.01, "adam": 1e-3, "adadelta": 1.0}
 # Fields added after runs were stored: at these values they are left out of the hash, so
 # every run stored before keeps its id.
-UNHASHED_DEFAULTS = {"stacked": False, "aten_stack": False}
+UNHASHED_DEFAULTS = {"stacked": False, "aten_stack": False, "warmup_epochs": 0, "train_fraction": 1.0}
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,11 @@ class RunConfig:
     # steps with foreach); "foreach": bit-identical to torch's default per-parameter loop.
     # The two differ in the last bits (bench/train.py measures the speed).
     optimizer_impl: Literal["fused", "foreach"] = "fused"
-    lr_schedule: Literal["none", "step"] = "none"
+    # Every schedule steps once per epoch (the fast paths capture an epoch's steps whole).
+    lr_schedule: Literal["none", "step", "cosine", "onecycle"] = "none"
     lr_step: int = 1  # epochs between decays when lr_schedule == "step"
     lr_gamma: float = 0.7
+    warmup_epochs: int = 0  # cosine: epochs of linear warm-up before the decay
     val_fraction: float = 0.1
     test_weights: Literal["best-val", "last"] = "best-val"
     # "cpu", "cuda" (whichever GPU the worker was given) or "cuda:N"; never "auto".
@@ -66,6 +68,9 @@ class RunConfig:
     # A CPU stack computed by aten's kernels, not bench.fast's numba ones (numba missing or
     # failing: bench.planner decides): other last bits, so an id of its own.  Hashed only when set.
     aten_stack: bool = False
+    # Share of the training split each epoch trains on (a fresh seeded share each epoch):
+    # cheaper tuning trials.  Hashed only when below 1: full runs keep their ids.
+    train_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         validate(self)
@@ -112,6 +117,10 @@ def validate(cfg: RunConfig) -> None:
         (0 <= cfg.val_fraction < 1, f"--val-fraction must be in [0, 1), got {cfg.val_fraction}"),
         (cfg.lr_step > 0, f"--lr-step must be a positive integer, got {cfg.lr_step}"),
         (0 < cfg.lr_gamma <= 1, f"--lr-gamma must be in (0, 1], got {cfg.lr_gamma}"),
+        (cfg.warmup_epochs >= 0, f"--warmup-epochs must be >= 0, got {cfg.warmup_epochs}"),
+        (cfg.warmup_epochs < cfg.epochs or cfg.warmup_epochs == 0,
+         f"--warmup-epochs {cfg.warmup_epochs} leaves no epoch of the {cfg.epochs} to decay in"),
+        (0 < cfg.train_fraction <= 1, f"the training fraction must be in (0, 1], got {cfg.train_fraction}"),
         (cfg.optimizer in OPTIMIZERS,
          f"unknown optimizer {cfg.optimizer!r}; choose from {', '.join(OPTIMIZERS)}"),
         (cfg.optimizer_impl in OPTIMIZER_IMPLS,

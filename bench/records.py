@@ -19,6 +19,7 @@ from architectures import get_spec
 from .config import RunConfig
 from .errors import BenchError
 from .evaluations.stored import check_stored, values_of
+from .learning import record_learning
 from .schema import EPOCHS, RECORD_VERSION, RUNS, STATUS_DIVERGED, STATUS_FAILED, STATUS_OK, SUMMARY, Table
 
 __all__ = ["STATUS_DIVERGED", "STATUS_FAILED", "STATUS_OK", "EvalResult", "RunRecord", "TrainOutcome",
@@ -133,6 +134,7 @@ class RunRecord:
                                   "arch_digest": self.arch.get("digest", "")}
         values.update({f"factor_{factor}": level for factor, level in sorted(self.arch.get("factors", {}).items())})
         values.update(self.summary)
+        values["learning"] = record_learning(self)
         matrix = np.asarray(self.confusion, dtype=np.int64)
         if matrix.size:
             totals = matrix.sum(1)

@@ -102,9 +102,10 @@ CONFIG_DOCS = {
     "momentum": "SGD momentum (unused by the others)",
     "weight_decay": "L2 weight decay",
     "optimizer_impl": "fused (torch's one-kernel step) or foreach (torch's default loop's bits)",
-    "lr_schedule": "none or step",
+    "lr_schedule": "none, step, cosine (linear warm-up, then cosine decay) or onecycle, stepped per epoch",
     "lr_step": "epochs between decays of the step schedule",
     "lr_gamma": "decay factor of the step schedule",
+    "warmup_epochs": "epochs of linear warm-up of the cosine schedule",
     "val_fraction": "stratified share of the training set held out for validation",
     "test_weights": "best-val or last: which weights the test set evaluated (as asked)",
     "device": "cpu, cuda or cuda:N",
@@ -115,6 +116,7 @@ CONFIG_DOCS = {
     "deterministic": "deterministic kernels only",
     "stacked": "trained in a stack of seeds (--stack-seeds): same arithmetic, other last bits than alone",
     "aten_stack": "a CPU stack computed by aten's kernels, not bench.fast's numba ones (numba missing): other bits",
+    "train_fraction": "share of the training split each epoch trained on (tuning trials; 1: all)",
 }
 
 
@@ -136,6 +138,8 @@ CONFIG = tuple(
 OUTCOME = (
     Column("status", "text", "ok, diverged (a loss became non-finite) or failed (see error)", required=True),
     Column("error", "text", "why a run diverged or failed; empty when ok"),
+    Column("learning", "bool", "an ok run's best validation or test accuracy cleared chance (the largest test "
+                               "class's share) by a tenth of the way to 1; False: stuck at chance; empty otherwise"),
     Column("family", "text", "the architecture's family"),
     Column("factor_<name>", "text", "the architecture's level of each ablation factor, e.g. factor_conv"),
     Column("params", "int", "trainable parameters"),
@@ -206,6 +210,26 @@ EPOCHS = Table("epochs.csv", (*KEY, *EPOCH_METRICS))
 CONFUSION = Table("confusion.csv", (*KEY, *CONFUSION_CELLS))
 TABLES = (RUNS, EPOCHS, CONFUSION)
 
+# The tuning stage's trials (written by bench.tuning when a grid was tuned; absent otherwise).
+# Only validation accuracy is here: the choice never sees the test set.
+TUNING = Table("tuning.csv", (
+    Column("dataset", "text", "the dataset's name", required=True),
+    Column("arch", "text", "the architecture's registered name", required=True),
+    Column("trial", "int", "the candidate point: 0, 1, ... (the same points for every architecture)", required=True),
+    Column("seed", "int", "the trial's own seed, disjoint from the comparison's"),
+    Column("run_id", "text", "the trial's run, stored in tuning/runs/<run_id>"),
+    Column("status", "text", "ok, diverged or failed"),
+    Column("learning", "bool", "the trial cleared chance accuracy (see runs.csv)"),
+    Column("param_<name>", "float", "the candidate point's value of each tuned field, e.g. param_lr"),
+    Column("val_acc", "float", "the trial's best validation accuracy: what the choice compares", required=True),
+    Column("seconds", "float", "the trial's wall time", varies=True),
+    Column("chosen", "bool", "this trial's point is the architecture's choice (highest mean val_acc over "
+                             "its seeds; ties: the lower trial)", required=True),
+    Column("edge", "text", "chosen rows: the tuned fields whose value is the lowest or highest tried "
+                           "(the range may be too narrow); empty otherwise"),
+))
+STORED_EXTRA = (TUNING,)
+
 # The columns a record's summary holds (the others come from its config, its architecture's
 # metadata, its confusion matrix and its environment).
 SUMMARY = ("tested_weights", "best_epoch", "best_val_acc", "best_val_loss", "final_train_loss",
@@ -241,5 +265,5 @@ def markdown(table: Table) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover - prints what docs/output-format.md holds
-    for t in TABLES:
+    for t in (*TABLES, *STORED_EXTRA):
         print(f"### `{t.file}`\n\n{markdown(t)}\n")

@@ -103,9 +103,25 @@ def make_optimizer(cfg: RunConfig, params, options: dict[str, bool]) -> torch.op
 
 
 def make_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer):
+    """The run's schedule, stepped once per epoch (``RunLoop.epoch_done``)."""
+    schedulers = torch.optim.lr_scheduler
     if cfg.lr_schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+        return schedulers.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    if cfg.lr_schedule == "cosine":
+        return schedulers.LambdaLR(optimizer, lambda epoch: cosine_factor(epoch, cfg.epochs, cfg.warmup_epochs))
+    if cfg.lr_schedule == "onecycle":
+        # One step more than epochs: the annealed end lies after the last epoch, which still trains.
+        # The rate only: a captured CUDA graph (bench.fast.cuda_graph) re-captures for a new rate, not new betas.
+        return schedulers.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs + 1, cycle_momentum=False)
     return None
+
+
+def cosine_factor(epoch: int, epochs: int, warmup: int) -> float:
+    """The learning rate's multiple in epoch ``epoch`` (0-based): a linear ramp over ``warmup``
+    epochs, then half a cosine down, ending above zero so that the last epoch still trains."""
+    if epoch < warmup:
+        return (epoch + 1) / (warmup + 1)
+    return 0.5 * (1 + math.cos(math.pi * (epoch - warmup) / (epochs - warmup)))
 
 
 def autocast(cfg: RunConfig):
@@ -277,13 +293,19 @@ class RunLoop:
         """Start the next epoch: training mode, and its seeded batch order on the device."""
         self.lr = self.training.optimizer.param_groups[0]["lr"]
         self.training.model.train()
+        order = torch.randperm(len(self.data.train), generator=self.generator)
+        return order[:self.images_per_epoch].to(self.cfg.device, non_blocking=True)
+
+    @property
+    def images_per_epoch(self) -> int:
+        """The training images an epoch steps through: all, or ``train_fraction`` of them."""
         n = len(self.data.train)
-        return torch.randperm(n, generator=self.generator).to(self.cfg.device, non_blocking=True)
+        return n if self.cfg.train_fraction >= 1 else max(1, round(self.cfg.train_fraction * n))
 
     def epoch_done(self, loss_sum: torch.Tensor, hits: torch.Tensor, train_seconds: float) -> None:
         """The epoch's steps are done (their summed loss and hits, on the device): evaluate."""
         cfg, training, data = self.cfg, self.training, self.data
-        epoch, n = len(self.records) + 1, len(data.train)
+        epoch, n = len(self.records) + 1, self.images_per_epoch
         if training.scheduler is not None:
             training.scheduler.step()
         t1 = time.perf_counter()

@@ -17,6 +17,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 SHARED_DATA = ROOT.parent / "shared" / "data"
+# The suite's grids compare at one shared setting (--no-tune) unless a test asks for --tune:
+# tuning every small grid would multiply its runs.  Set for the whole session, so that
+# session- and module-scoped fixtures and every subprocess see it too.
+os.environ["CNNBENCH_NO_TUNE"] = "1"
 
 
 @pytest.fixture(autouse=True)

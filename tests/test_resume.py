@@ -193,7 +193,7 @@ CHANGES = {
     "optimizer": "sgd", "optimizer_impl": "foreach", "lr": 0.002, "momentum": 0.5, "weight_decay": 1e-4,
     "lr_schedule": "step", "lr_step": 2, "lr_gamma": 0.5, "val_fraction": 0.2, "test_weights": "last", "device": "cuda",
     "dtype": "bfloat16-autocast", "tf32": True, "memory_format": "channels_last", "compile": True,
-    "deterministic": True, "stacked": True,
+    "deterministic": True, "stacked": True, "warmup_epochs": 1, "train_fraction": 0.5,
 }
 
 

@@ -18,6 +18,7 @@ from ..config import RunConfig
 from ..datasets import AUTO, FOLDER_PREFIX, DataSearch, load_dataset, resolve_auto
 from ..errors import BenchError
 from ..executors import make_executor
+from ..tuning.options import tuning_on
 from ..until_decided import SeedRounds, answers
 from ..user_networks import use_from_command_line
 from .run_checks import build_configs, check_options
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
     from ..datasets.folder import FolderSource
     from ..datasets.tensors import Dataset
+    from ..tuning.stage import Tuning
 
 # Heavy modules (torch, the executors, the report) are imported inside the functions that
 # use them: --help and a mistyped option answer before any of them loads.
@@ -91,6 +93,7 @@ def main(args: argparse.Namespace, console: Console) -> int:
 def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> int:
     from ..determinism import prepare_environment
     from ..devices import device_name, resolve_device
+    from ..learning import not_learning_lines
     from ..lock import OutputLock
     from ..network_check import check_networks
     from ..samples import save_samples
@@ -129,7 +132,17 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
         save_samples(out, dataset)
 
     rounds = SeedRounds(args.seeds, args.max_seeds) if args.until_decided else None
-    configs = packing.configs(build_configs(args, names, device, _round_seeds(rounds, 0)))
+    # Tuning first (bench.tuning): the comparison trains each architecture at its chosen point.
+    tuning = tune_first(args, build_configs(args, names, device, [0]), out, executor, console, folders,
+                        lambda where, cfgs, outcome: describe_invocation(
+                            args, cfgs, datasets, fallbacks, outcome, executor, where, started_at,
+                            time.perf_counter() - t0, folders=folders)) if tuning_on(args) else None
+    if tuning is not None and tuning.interrupted is not None:
+        console.print(f"interrupted by {tuning.interrupted} while tuning: the finished trials are kept in "
+                      f"{out}; run the same command again to resume", soft_wrap=True)
+        return 128 + tuning.interrupted.signum
+    tuned = tuning.apply if tuning is not None else list
+    configs = packing.configs(tuned(build_configs(args, names, device, _round_seeds(rounds, 0))))
     console.print(
         f"cnnbench: {len({c.arch for c in configs})} architectures x {len(datasets)} dataset(s) x "
         f"{len({c.seed for c in configs})} seeds{' a round' if rounds else ''} = {len(configs)} runs of "
@@ -140,13 +153,16 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
         looks, trained = looks + 1, trained + outcome.trained
         if rounds is None or outcome.interrupted is not None or not ask_again(args, rounds, looks, outcome, console):
             break
-        configs = packing.configs(build_configs(args, names, device, _round_seeds(rounds, looks)))
+        configs = packing.configs(tuned(build_configs(args, names, device, _round_seeds(rounds, looks))))
     save_errors_of(out, datasets, outcome.records)
     if outcome.interrupted is None:
         evaluate_reused(out, datasets, outcome.records, args, console)
 
-    write_invocation(out, describe_invocation(args, configs, datasets, fallbacks, outcome, executor, out,
-                                              started_at, time.perf_counter() - t0, rounds, looks, folders))
+    invocation = describe_invocation(args, configs, datasets, fallbacks, outcome, executor, out,
+                                     started_at, time.perf_counter() - t0, rounds, looks, folders)
+    write_invocation(out, {**invocation, "tuning": tuning.describe() if tuning is not None else None})
+    for line in not_learning_lines(outcome.records):
+        say(console, line)
 
     if outcome.interrupted is not None:
         console.print(
@@ -163,6 +179,21 @@ def run_command(args: argparse.Namespace, console: Console, held: ExitStack) -> 
         console.print(f"[red]failed:[/] {record.config.arch} seed {record.config.seed}: {record.error}",
                       soft_wrap=True)
     return status or (EXIT_RUN_FAILED if outcome.failed else 0)
+
+
+def tune_first(args: argparse.Namespace, bases: list[RunConfig], out: Path, executor, console: Console,
+               folders: dict, describe) -> Tuning:
+    """The tuning stage (bench.tuning.stage): its trials train like a grid, into OUT/tuning."""
+    from ..storage import write_invocation
+    from ..tuning.stage import run_tuning
+
+    def train(trials: list[RunConfig], where: Path):
+        where.mkdir(parents=True, exist_ok=True)
+        outcome = train_grid(args, trials, where, executor, console, folders)
+        write_invocation(where, describe(where, trials, outcome))
+        return outcome
+
+    return run_tuning(args, bases, out, train, lambda line: say(console, line))
 
 
 def plan_packing(args: argparse.Namespace, datasets: list[Dataset], device: str, console: Console):

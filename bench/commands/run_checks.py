@@ -6,6 +6,7 @@ import argparse
 
 from ..config import DEFAULT_LR, RunConfig
 from ..errors import BenchError
+from ..tuning.options import lr_schedule_of
 
 
 def check_options(args: argparse.Namespace, device: str) -> set[str]:
@@ -42,7 +43,8 @@ def build_configs(args: argparse.Namespace, datasets: list[str], device: str,
         arch=archs[0], dataset=datasets[0], seed=seeds[0], epochs=args.epochs,
         batch_size=args.batch_size, optimizer=args.optimizer, optimizer_impl=args.optimizer_impl,
         lr=args.lr if args.lr is not None else DEFAULT_LR[args.optimizer],
-        momentum=args.momentum, weight_decay=args.weight_decay, lr_schedule=args.lr_schedule,
+        momentum=args.momentum, weight_decay=args.weight_decay, lr_schedule=lr_schedule_of(args),
+        warmup_epochs=getattr(args, "warmup_epochs", 0),
         lr_step=args.lr_step, lr_gamma=args.lr_gamma, val_fraction=args.val_fraction,
         test_weights=test_weights, device=device, dtype=args.dtype, tf32=args.tf32,
         memory_format=args.memory_format, compile=args.compile,

@@ -10,6 +10,7 @@ import argparse
 from ..config import DEFAULT_LR, DTYPES, LR_SCHEDULES, MEMORY_FORMATS, OPTIMIZER_IMPLS, OPTIMIZERS, TEST_WEIGHTS
 from ..datasets import AUTO, DATA_ENV, FOLDER_PREFIX, dataset_names
 from ..executors import DEFAULT_RETRIES, EXECUTORS
+from ..tuning.options import add_tuning_options
 from ..user_networks import ENTRY_POINT_GROUP
 
 DEFAULT_ARCHS = "tag:default"
@@ -83,13 +84,18 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "(default: fused; recorded, part of the run id)")
     g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     g.add_argument("--weight-decay", type=float, default=0.0, help="L2 weight decay")
-    g.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="none", help="learning-rate schedule")
+    g.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
+                   help="learning-rate schedule, stepped per epoch (default: cosine when tuning, else none)")
+    g.add_argument("--warmup-epochs", type=non_negative_int, default=0,
+                   help="cosine schedule: epochs of linear warm-up (default 0)")
     g.add_argument("--lr-step", type=positive_int, default=1, help="epochs between decays (step schedule)")
     g.add_argument("--lr-gamma", type=float, default=0.7, help="decay factor (step schedule)")
     g.add_argument("--val-fraction", type=float, default=0.1,
                    help="stratified share of the training set held out for validation (0 allowed)")
     g.add_argument("--test-weights", choices=TEST_WEIGHTS, default=None,
                    help="weights evaluated on the test set (default: best-val, or last with --val-fraction 0)")
+
+    add_tuning_options(p)
 
     g = p.add_argument_group("where and how")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

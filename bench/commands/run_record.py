@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import RunConfig
+from ..config import DEFAULT_LR, RunConfig
+from ..tuning.options import tuning_flags, tuning_on
 from .run_options import chosen_margin
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
         chosen = ["--seed-list", ",".join(map(str, seeds))]
     parts = ["python", "-m", "bench", "--archs", ",".join(archs), "--dataset", ",".join(datasets),
              *chosen, "--epochs", str(base.epochs),
-             "--batch-size", str(base.batch_size), "--optimizer", base.optimizer, "--lr", repr(base.lr),
+             "--batch-size", str(base.batch_size), "--optimizer", base.optimizer,
+             "--lr", repr(_untuned_lr(args, base)),
              "--val-fraction", repr(base.val_fraction), "--test-weights", base.test_weights,
              "--device", base.device, "--out", str(out)]
     if base.optimizer_impl != "fused":
@@ -42,6 +44,9 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
         parts += ["--weight-decay", repr(base.weight_decay)]
     if base.lr_schedule != "none":
         parts += ["--lr-schedule", base.lr_schedule, "--lr-step", str(base.lr_step), "--lr-gamma", repr(base.lr_gamma)]
+    if base.warmup_epochs:
+        parts += ["--warmup-epochs", str(base.warmup_epochs)]
+    parts += tuning_flags(args)  # --no-tune too: without it the command would tune by default
     if base.dtype != "float32":
         parts += ["--dtype", base.dtype]
     if base.memory_format != "auto":
@@ -69,6 +74,13 @@ def reproduce_command(args: argparse.Namespace, configs: list[RunConfig], out: P
     if args.target is not None:
         parts += ["--target", repr(args.target)]
     return shlex.join(parts)
+
+
+def _untuned_lr(args: argparse.Namespace, base: RunConfig) -> float:
+    """--lr as given (or its default): a tuned grid's configs hold each network's chosen rate instead."""
+    if not tuning_on(args):
+        return base.lr
+    return args.lr if args.lr is not None else DEFAULT_LR[base.optimizer]
 
 
 def _command_line(args: argparse.Namespace) -> str:

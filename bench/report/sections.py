@@ -29,6 +29,8 @@ from . import robustness as robust
 from .command import reproduce
 from .format import missing, pct, pp, pval, seconds, slug
 from .load import Stored
+from ..tuning.protocol import protocol_sentence
+from .tuning_section import tuning, tuning_seconds
 
 HIGHLIGHT = "background-color: #d7ecd9; font-weight: 600"
 FIGURES_DIR = "figures"
@@ -173,9 +175,13 @@ def answer(v: DatasetView) -> dict[str, Any]:
     if seeds < 3:
         warnings.append(f"Only {seeds} seed{'s' if seeds != 1 else ''} per architecture: no interval is "
                         "trustworthy; run with --seeds 3 or more (or --until-decided).")
+    stuck = _not_learning(v)
+    if stuck:
+        warnings.append(f"Not learning: {', '.join(stuck)} stayed at chance accuracy (runs.csv's learning is "
+                        "False): check the learning rate; these runs say nothing about the architecture.")
     if _still_improving(v):
-        warnings.append("Most seeds' best validation epoch was their last: the networks were still improving, "
-                        "and more epochs may change the answer.")
+        warnings.append("Most seeds' validation accuracy was still rising beyond noise over their last epochs: "
+                        "the networks were still improving, and more epochs may change the answer.")
     lines = [_ranking_line(v)]
     for question, comparisons in v.asked.items():
         prefix = f"{question.removeprefix('factor ')}: " if question.startswith("factor ") else ""
@@ -187,7 +193,9 @@ def answer(v: DatasetView) -> dict[str, Any]:
         lines.append({"text": cost, "verdict": "cost"})
     open_ = sum(c.verdict == UNDECIDED for cs in v.asked.values() for c in cs)
     return {"warnings": warnings, "lines": lines, "undecided": open_, "margin": v.evidence.margin,
-            "recommendation": _recommendation(v), "networks": networks_table(v), "levels": level_glossary(v)}
+            "recommendation": _recommendation(v), "networks": networks_table(v), "levels": level_glossary(v),
+            # issue 32: which protocol produced these verdicts (bench.tuning.protocol)
+            "protocol": protocol_sentence(v.stored.invocation)}
 
 
 def level_glossary(v: DatasetView) -> list[str]:
@@ -239,9 +247,23 @@ def networks_table(v: DatasetView) -> list[dict[str, Any]]:
     return rows
 
 
+def _not_learning(v: DatasetView) -> list[str]:
+    """The finished runs stuck at chance (bench.learning), as "arch seed N"."""
+    if "learning" not in v.runs.columns:
+        return []
+    stuck = v.runs[v.runs["learning"].astype(str) == "False"]
+    return [f"{r['arch']} seed {int(r['seed'])}" for _, r in stuck.iterrows()]
+
+
 def _still_improving(v: DatasetView) -> bool:
-    return {"best_epoch", "epochs_run"} <= set(v.runs.columns) and still_improving(v.runs["best_epoch"],
-                                                                                   v.runs["epochs_run"])
+    """Most runs' validation curves still rose beyond noise over their last epochs (bench.stats.curves)."""
+    if v.epochs.empty or "val_acc" not in v.epochs.columns:
+        return False
+    info = v.stored.invocation.get("datasets", {}).get(v.dataset, {})
+    fraction = v.runs["val_fraction"].iloc[0] if "val_fraction" in v.runs.columns else math.nan
+    n_val = math.ceil(info.get("train_size", 0) * fraction) if not missing(fraction) else 0
+    curves = [g.sort_values("epoch")["val_acc"].to_numpy() for _, g in v.epochs.groupby("run_id", sort=False)]
+    return still_improving(curves, n_val)
 
 
 def _ranking_line(v: DatasetView) -> dict[str, str]:
@@ -539,6 +561,8 @@ def cost(v: DatasetView) -> Section:
         "all_grouped": min(sizes) if len(sizes) == 1 and min(sizes) > 1 else 0,
         "tradeoffs": v.figure(figures.tradeoffs, "tradeoffs", v.board, v.styles),
         "epoch_time": None,
+        # A tuned grid's trials are part of what the comparison cost (bench.report.tuning_section).
+        "tuning": [(arch, seconds(s)) for arch, s in tuning_seconds(v.stored.out, v.dataset).items()],
     }
     if not v.epochs.empty:
         context["epoch_time"] = v.figure(figures.epoch_times, "epoch-time", v.epochs, v.archs, v.styles)
@@ -577,7 +601,7 @@ def _class_name(classes: list[str], index: int) -> str:
 
 # Every section, in the order the report shows them; the last ones also when no run finished.
 SECTIONS: tuple[Callable[[DatasetView], Section | None], ...] = (
-    leaderboard, comparisons, factor_effects, robustness, target, curves, errors, cost, inside, failed,
+    leaderboard, comparisons, factor_effects, robustness, target, curves, errors, tuning, cost, inside, failed,
 )
 ALWAYS = (failed,)
 

@@ -22,7 +22,7 @@ def test_hash_is_stable_and_covers_every_field():
                "lr_schedule": "step", "lr_step": 2, "lr_gamma": 0.5, "val_fraction": 0.2,
                "test_weights": "last", "device": "cuda", "dtype": "bfloat16-autocast", "tf32": True,
                "memory_format": "channels_last", "compile": True, "deterministic": True, "stacked": True,
-               "warmup_epochs": 1, "train_fraction": 0.5}
+               "warmup_epochs": 1, "train_fraction": 0.5, "aten_stack": True}
     assert set(changes) == {f.name for f in dataclasses.fields(RunConfig)}, "a new field needs a case here"
     hashes = {cfg.replace(**{k: v}).config_hash() for k, v in changes.items()}
     assert len(hashes) == len(changes) and cfg.config_hash() not in hashes
@@ -32,7 +32,7 @@ def test_a_field_added_later_keeps_old_ids_at_its_default():
     """Runs stored before ``stacked`` existed keep their ids: the hash of this config is the
     one the config without the field had."""
     cfg = RunConfig(arch="lenet", dataset="digits")
-    later = ("stacked", "warmup_epochs", "train_fraction")
+    later = ("stacked", "aten_stack", "warmup_epochs", "train_fraction")
     assert cfg.config_hash() == hashlib.sha256(json.dumps(
         {k: v for k, v in cfg.to_dict().items() if k not in later}, sort_keys=True, separators=(",", ":")
     ).encode()).hexdigest()

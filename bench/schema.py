@@ -266,6 +266,7 @@ def markdown(table: Table) -> str:
 
 if __name__ == "__main__":  # pragma: no cover - prints what docs/output-format.md holds
     import bench.evaluations  # noqa: F401  (their columns join runs.csv when registered)
+    from bench import schema  # the imported module, not this __main__ copy: it holds what registered
 
-    for t in (*TABLES, *STORED_EXTRA):
-        print(f"### `{t.file}`\n\n{markdown(t)}\n")
+    for t in (*schema.TABLES, *schema.STORED_EXTRA):
+        print(f"### `{t.file}`\n\n{schema.markdown(t)}\n")

@@ -17,6 +17,7 @@ import torch
 
 from architectures import get_spec, register_model, unregister_model
 from bench.config import RunConfig
+from bench.records import pack_bits
 from bench.schema import RECORD_VERSION
 from bench.storage import atomic_torch_save, atomic_write_json
 
@@ -40,8 +41,15 @@ def registered(specs: dict[str, dict[str, str]], builder: str = "lenet") -> Iter
 
 def write_store(out: Path, accuracy: dict[tuple[str, int], float], seeds: list[int], epochs: int,
                 factors: dict[str, dict[str, str]], dataset: str = "fashion-mnist",
-                failed: tuple[tuple[str, int], ...] = (), weights: bool = True) -> Path:
-    """Write config.json, the three tables, samples, weights and misclassified for a fake grid."""
+                failed: tuple[tuple[str, int], ...] = (), weights: bool = True,
+                epoch_seconds: dict[tuple[str, int], float] | None = None,
+                test_correct: dict[tuple[str, int], np.ndarray] | None = None,
+                diverged: tuple[tuple[str, int], ...] = ()) -> Path:
+    """Write config.json, the three tables, samples, weights and misclassified for a fake grid.
+
+    ``epoch_seconds`` sets runs' epoch times (default: about half a second), ``test_correct`` the
+    test images each run got right (stored in its record, as real records hold them), and
+    ``failed`` / ``diverged`` the runs stored with those statuses."""
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     archs = list(dict.fromkeys(a for a, _ in accuracy))
@@ -52,10 +60,12 @@ def write_store(out: Path, accuracy: dict[tuple[str, int], float], seeds: list[i
         for seed in seeds:
             run_id = f"{arch}-{dataset}-s{seed}-synthetic"
             acc = accuracy[(arch, seed)]
-            status = "failed" if (arch, seed) in failed else "ok"
-            epoch_s = 0.5 + 0.1 * a_i + 0.01 * seed
+            status = "failed" if (arch, seed) in failed else "diverged" if (arch, seed) in diverged else "ok"
+            epoch_s = (epoch_seconds or {}).get((arch, seed), 0.5 + 0.1 * a_i + 0.01 * seed)
             row = {"run_id": run_id, "arch": arch, "dataset": dataset, "seed": seed, "epochs": epochs,
-                   "status": status, "error": "out of memory" if status != "ok" else "",
+                   "status": status,
+                   "error": {"failed": "out of memory",
+                             "diverged": "loss became non-finite in epoch 2"}.get(status, ""),
                    "family": "ablation" if factors.get(arch) else "synthetic",
                    "params": 44330 + a_i, "flops_per_image": 1.5e6 + 1e4 * a_i}
             for f, level in factors.get(arch, {}).items():
@@ -91,9 +101,11 @@ def write_store(out: Path, accuracy: dict[tuple[str, int], float], seeds: list[i
                         "true": torch.tensor([0, 1, 2, 3]), "predicted": torch.tensor([1, 2, 3, 4]),
                         "confidence": torch.tensor([0.99, 0.9, 0.8, 0.7])})
             # The run's record, as the runner stores it (the report leaves out runs without one).
+            bits = (test_correct or {}).get((arch, seed)) if status == "ok" else None
             atomic_write_json(out / "runs" / run_id / "record.json", {
                 "version": RECORD_VERSION, "run_id": run_id, "status": status, "error": row["error"],
-                "config": RunConfig(arch=arch, dataset=dataset, seed=seed, epochs=epochs).to_dict()})
+                "config": RunConfig(arch=arch, dataset=dataset, seed=seed, epochs=epochs).to_dict(),
+                "test_correct": pack_bits(bits) if bits is not None else None})
             runs.append(row)
     pd.DataFrame(runs).to_csv(out / "runs.csv", index=False)
     pd.DataFrame(epoch_rows).to_csv(out / "epochs.csv", index=False)

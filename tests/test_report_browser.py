@@ -115,3 +115,76 @@ def test_print_stylesheet_shows_what_scrolls_on_screen(browser, report):
     page.emulate_media(media="print")
     assert page.evaluate("getComputedStyle(document.querySelector('nav.toc')).display") == "none"
     assert page.evaluate("getComputedStyle(document.querySelector('.scroll')).overflowX") == "visible"
+
+
+def on_first_screen(page, selector: str) -> bool:
+    """Whether the element ``selector`` names lies wholly within the viewport before any scrolling
+    (for checks such as: the recommendation is on the first screen)."""
+    return page.evaluate("""(selector) => {
+        window.scrollTo(0, 0);
+        const el = document.querySelector(selector);
+        if (el === null) return false;
+        const r = el.getBoundingClientRect();
+        return r.top >= 0 && r.left >= 0 && r.bottom <= window.innerHeight && r.right <= window.innerWidth;
+    }""", selector)
+
+
+def pinned_column_after_scrolling(page, table_css: str) -> dict:
+    """Scroll the box holding ``table.<table_css>`` to its right end; what its rows' first cells show then."""
+    return page.evaluate("""(css) => {
+        const table = document.querySelector('table.' + css);
+        const box = table.closest('.scroll');
+        box.scrollIntoView();
+        box.scrollLeft = box.scrollWidth;
+        const frame = box.getBoundingClientRect();
+        const cells = Array.from(table.querySelectorAll('tbody tr')).map(tr => tr.cells[0]);
+        return {
+            scrolled: box.scrollLeft, overflow: box.scrollWidth - box.clientWidth,
+            header: table.querySelector('thead tr').cells[0].innerText.trim(),
+            headerPosition: getComputedStyle(table.querySelector('thead tr').cells[0]).position,
+            cells: cells.map(td => {
+                const r = td.getBoundingClientRect();
+                const style = getComputedStyle(td);
+                const top = document.elementFromPoint(r.left + 4, r.top + r.height / 2);
+                return {text: td.innerText.trim(), position: style.position, left: style.left,
+                        offset: r.left - frame.left, right: r.right, onTop: td === top || td.contains(top)};
+            }),
+        };
+    }""", table_css)
+
+
+def test_the_network_name_is_the_pinned_column_on_a_phone(browser, report):
+    page, errors, _ = open_page(browser, report, 420, 860)
+    pinned = pinned_column_after_scrolling(page, "leaderboard")
+    assert pinned["overflow"] > 100 and pinned["scrolled"] > 100  # the table did scroll sideways
+    assert pinned["header"] == "architecture" and pinned["headerPosition"] == "sticky"
+    assert sorted(c["text"] for c in pinned["cells"]) == ["dilated", "lenet"]  # the names, not the ranks
+    for cell in pinned["cells"]:
+        assert cell["position"] == "sticky" and cell["left"] == "0px", cell
+        assert abs(cell["offset"]) <= 1 and cell["right"] <= 420, cell  # still at the box's left edge, on screen
+        assert cell["onTop"], f"{cell['text']} is hidden under the scrolled cells"
+    assert errors == []
+
+
+@pytest.fixture(scope="module")
+def ablation_report(tmp_path_factory) -> Path:
+    """A flagship-like grid: six factorial networks x 3 seeds, so the answer box is as long as real."""
+    from synthetic_store import registered, write_store
+
+    convs, downs = ("std", "dil"), ("max", "avg", "stride")
+    specs = {f"b-{c}-{d}": {"conv": c, "downsample": d} for c in convs for d in downs}
+    accuracy = {(a, s): 0.988 + 0.0007 * i + 0.0004 * s for i, a in enumerate(specs) for s in range(3)}
+    seconds = {(a, s): 40.0 * (1.35 if "dil" in a else 1.0) + s for a in specs for s in range(3)}
+    out = tmp_path_factory.mktemp("ablation") / "run"
+    with registered(specs):
+        write_store(out, accuracy, [0, 1, 2], epochs=5, factors=specs, dataset="mnist", epoch_seconds=seconds)
+        return render_report(out)
+
+
+@pytest.mark.parametrize("width, height", [(420, 900), (1280, 800)])
+def test_the_recommendation_is_on_the_first_screen(browser, ablation_report, width, height):
+    page, errors, _ = open_page(browser, ablation_report, width, height)
+    text = page.inner_text(".answer .recommendation")
+    assert text.startswith("Recommendation. Use b-") or text.startswith("Recommendation. No recommendation yet")
+    assert on_first_screen(page, ".answer .recommendation"), f"not on the first screen at {width}x{height}"
+    assert errors == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import re
@@ -13,11 +14,13 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from bench.datasets.idx import read_idx
 from bench.report import render_report
 from bench.storage import load_record
+from idx_files import write_fake_mnist
 from synthetic_store import factorial_specs, registered, write_store
 
-from conftest import run_cli, run_cli_process
+from conftest import ROOT, run_cli, run_cli_process
 
 DATE = re.compile(r'<span class="rendered-at">[^<]*</span>')
 
@@ -37,7 +40,7 @@ def table(html: str, css_class: str) -> str:
 
 
 def leaderboard_archs(html: str) -> list[str]:
-    return re.findall(r'class="data row\d+ col1"\s*>([^<]+)<', table(html, "leaderboard"))
+    return re.findall(r'class="data row\d+ col0"\s*>([^<]+)<', table(html, "leaderboard"))
 
 
 def row_of(table_html: str, arch: str) -> list[str]:
@@ -50,7 +53,8 @@ def test_html_is_self_contained_and_embeds_every_png(rendered):
     out, html = rendered
     pngs = sorted((out / "figures").glob("*.png"))
     names = {p.name for p in pngs}
-    assert {"digits-accuracy.png", "digits-curves.png", "digits-confusion.png", "digits-per-class.png",
+    assert {"digits-accuracy.png", "digits-curves.png", "digits-confusion-lenet.png", "digits-confusion-dilated.png",
+            "digits-per-class.png",
             "digits-tradeoffs.png", "digits-epoch-time.png", "digits-feature-maps.png", "digits-vs-lenet.png",
             "digits-samples.png", "digits-misclassified-lenet.png", "digits-misclassified-dilated.png",
             "digits-time-to-target.png", "digits-confusion-dilated-vs-lenet.png",
@@ -232,3 +236,39 @@ def test_factor_effects_baseline_and_class_names_from_synthetic_tables(tmp_path)
     assert "Against the reference: synth-plain" in html
     assert '<td class="name">T-shirt/top</td>' in table(html, "gaps")  # class names, not indices
     assert "synth-plain-fashion-mnist-s2-synthetic" in table(html, "failed")
+
+
+def machine_text(html: str) -> str:
+    """The report's text and markup without its embedded images (base64 could spell anything)."""
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
+
+
+def test_report_names_no_path_of_the_machine_only_the_dataset_and_its_checksum(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    data, out = home / "data", home / "grids" / "fake"
+    write_fake_mnist(data / "mnist", n_train=300, n_test=100)
+    monkeypatch.setenv("HOME", str(home))
+    assert run_cli("--archs", "lenet", "--dataset", "mnist", "--data-dir", str(data), "--seeds", "1",
+                   "--epochs", "1", "--workers", "1", "--out", str(out), "--no-report") == 0
+    runs = pd.read_csv(out / "runs.csv")  # a failure whose message names files, as real ones do
+    runs["error"] = runs["error"].astype(object)
+    runs.loc[0, ["status", "error"]] = ["failed", f"cannot read {out / 'runs' / 'x' / 'checkpoint.pt'}"]
+    runs.to_csv(out / "runs.csv", index=False)
+    assert run_cli("report", str(out)) == 0
+    text = machine_text((out / "report.html").read_text())
+    for path in (out, data, home, tmp_path, ROOT):
+        assert str(path.resolve()) not in text, path
+    assert "cannot read &lt;out&gt;/runs/x/checkpoint.pt" in text  # the error, relative to the report's folder
+    assert "--out &#34;$OUT&#34;" in text and "--data-dir &#34;$DATA_DIR&#34;" in text
+    info = json.loads((out / "config.json").read_text())["datasets"]["mnist"]
+    assert info["source"] == str(data / "mnist")  # config.json keeps where it was read (verify uses it)
+    digest = hashlib.sha256("\n".join(str(i) for i in range(10)).encode())
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):
+        array = read_idx(next((data / "mnist").glob(name + "*")), ndim=3 if "images" in name else 1)
+        array = array[:, None] if array.ndim == 3 else array.astype(np.int64)  # as trained: (N, 1, H, W)
+        key = ("train_" if name.startswith("train") else "test_") + ("images" if "images" in name else "labels")
+        digest.update(f"|{key}{array.shape}|".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    assert info["sha256"] == digest.hexdigest()
+    assert f'<code class="checksum">{digest.hexdigest()}</code>' in text

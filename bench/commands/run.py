@@ -542,6 +542,7 @@ def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, o
                         looks: int = 1, folders: dict | None = None) -> dict:
     """What config.json records about this invocation (the report's header reads it)."""
     from architectures import get_spec
+    from architectures.factors import factor_glossary
 
     from ..environment import environment, git_commit
     from ..stats import ALPHA
@@ -571,6 +572,7 @@ def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, o
             d.name: {
                 "classes": list(d.classes),
                 "source": d.source,
+                "sha256": d.sha256(),
                 "fallback_reason": fallbacks.get(d.name),
                 "train_size": len(d.train),
                 "test_size": len(d.test),
@@ -594,6 +596,7 @@ def describe_invocation(args, configs, datasets, fallbacks, outcome, executor, o
                           "factors": dict(get_spec(a).factors), "tags": sorted(get_spec(a).tags),
                           "source": get_spec(a).source_file}
                       for a in archs},
+        "factor_glossary": factor_glossary(f for a in archs for f in get_spec(a).factors),
         # The networks from outside the zoo: report, verify and predict load them again.
         "archs_from": [source.describe() for source in loaded_sources()],
         "git_commit": git_commit(),

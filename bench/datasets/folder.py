@@ -218,13 +218,12 @@ def _held_out(root: Path, labels, classes: list[str]):
 
 
 def content_digest(cached: dict) -> str:
-    """Digest of what training sees: class names, images and labels of both splits."""
-    h = hashlib.sha256("\n".join(cached["classes"]).encode())
-    for key in ("train_images", "train_labels", "test_images", "test_labels"):
-        tensor = cached[key].contiguous()
-        h.update(f"|{key}{tuple(tensor.shape)}|".encode())
-        h.update(tensor.numpy().tobytes())
-    return h.hexdigest()
+    """Digest of what training sees: class names, images and labels of both splits (the same
+    checksum config.json records of every dataset)."""
+    from .tensors import Split, content_sha256
+
+    return content_sha256(cached["classes"], Split(cached["train_images"], cached["train_labels"]),
+                          Split(cached["test_images"], cached["test_labels"]))
 
 
 def _dataset(root: Path, cached: dict):

@@ -6,6 +6,7 @@ target device and normalize them there, instead of running per-sample PIL transf
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -58,6 +59,11 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def sha256(self) -> str:
+        """Checksum of what training sees, whatever files it came from: names a dataset in the report
+        without the machine's paths."""
+        return content_sha256(self.classes, self.train, self.test)
+
     def pixel_stats(self) -> tuple[float, float] | tuple[tuple[float, ...], tuple[float, ...]]:
         """Mean and (sample) std of training pixels in [0, 1] (MNIST: 0.1307, 0.3081).
 
@@ -69,6 +75,17 @@ class Dataset:
             return _stats(images)
         per_channel = [_stats(images[:, c]) for c in range(images.shape[1])]
         return tuple(m for m, _ in per_channel), tuple(s for _, s in per_channel)
+
+
+def content_sha256(classes, train: Split, test: Split) -> str:
+    """SHA-256 of the class names and both splits' images and labels (shapes included)."""
+    h = hashlib.sha256("\n".join(classes).encode())
+    for key, tensor in (("train_images", train.images), ("train_labels", train.labels),
+                        ("test_images", test.images), ("test_labels", test.labels)):
+        tensor = tensor.detach().cpu().contiguous()
+        h.update(f"|{key}{tuple(tensor.shape)}|".encode())
+        h.update(tensor.numpy().tobytes())
+    return h.hexdigest()
 
 
 def _stats(images: torch.Tensor) -> tuple[float, float]:

@@ -1,7 +1,7 @@
 """Every figure of the report, drawn with matplotlib's Agg backend (and seaborn) to PNG.
 
-One fixed colour per architecture everywhere (seaborn's colour-blind-safe palette, in grid
-order; past ten architectures the colours repeat with a dashed line and another marker).
+One fixed style per architecture everywhere, in grid order: an Okabe-Ito colour (safe for
+colour-blind readers), its own marker and line style, so two networks differ in more than hue.
 PNG bytes are reproducible: no "Software" metadata, fixed DPI and fonts, no timestamps.
 Figures are drawn at twice the resolution they are shown at (``SCALE``), sharp on HiDPI screens.
 """
@@ -46,8 +46,11 @@ STYLE = {
     "svg.hashsalt": "cnnbench",  # stable ids should anyone switch to SVG
     "path.simplify": True,
 }
-MARKERS = ("o", "s", "D", "^", "v", "P")
-LINESTYLES = ("-", "--", ":", "-.")
+# Okabe & Ito's colour-blind-safe set, ordered so that neighbours in a grid differ most; its
+# yellow is darkened to be readable on white.
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#B8A800")
+MARKERS = ("o", "s", "D", "^", "v", "P", "X")  # 7 against 8 colours: the pairs repeat only after 56
+LINESTYLES = ("-", "--", "-.", ":")
 HEATMAP = "rocket_r"  # perceptually uniform, readable without colour vision
 FEATURE_CMAP = "viridis"
 
@@ -60,10 +63,10 @@ class Style:
 
 
 def arch_styles(archs: Sequence[str]) -> dict[str, Style]:
-    palette = sns.color_palette("colorblind", 10)
+    """Each architecture's colour, line style and marker, by its place in the grid."""
     return {
-        arch: Style(tuple(palette[i % 10]), LINESTYLES[(i // 10) % len(LINESTYLES)],
-                    MARKERS[(i // 10) % len(MARKERS)] if i >= 10 else "o")
+        arch: Style(matplotlib.colors.to_rgb(OKABE_ITO[i % len(OKABE_ITO)]), LINESTYLES[i % len(LINESTYLES)],
+                    MARKERS[i % len(MARKERS)])
         for i, arch in enumerate(archs)
     }
 
@@ -84,6 +87,11 @@ def style_context():
 def _pct(ax, axis: str = "x") -> None:
     fmt = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
     (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(fmt)
+
+
+def _legend_beside(ax, **options) -> None:
+    """The legend right of the axes, where it can hide no data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, fontsize=8, **options)
 
 
 def _show(ax, image: np.ndarray, **gray_options) -> None:
@@ -161,7 +169,7 @@ def forest(comparison: pd.DataFrame, styles: dict[str, Style], reference: str, p
         ax.set_title(f"Difference to {reference}: mean with its interval (left of 0 = worse)",
                      loc="left", fontsize=10)
         if margin:
-            ax.legend(loc="lower right")
+            _legend_beside(ax)
         return save(fig, path)
 
 
@@ -252,9 +260,13 @@ def curves(epochs: pd.DataFrame, archs: Sequence[str], styles: dict[str, Style],
                 ax.fill_between(a["epoch"], a["min"] * scale, a["max"] * scale, color=st.color, alpha=0.15, lw=0)
             ax.set_title(title, loc="left")
             ax.set_ylabel(f"{title} ({unit})")
+        last = int(epochs["epoch"].max()) if len(epochs) else 1
         for ax in axes[1]:
             ax.set_xlabel("epoch")
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            if last == 1:  # one point per line: show epoch 1 as such, not as 0.95 to 1.05
+                ax.set_xlim(0.5, 1.5)
+                ax.set_xticks([1])
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0), ncol=min(len(labels), 6))
         fig.suptitle("Per-epoch curves: line = mean over seeds, band = min-max over seeds", x=0.01,
@@ -264,28 +276,75 @@ def curves(epochs: pd.DataFrame, archs: Sequence[str], styles: dict[str, Style],
 
 
 # -- errors ----------------------------------------------------------------------------
-def confusion_grid(confusion: pd.DataFrame, archs: Sequence[str], classes: Sequence[str], path: Path) -> Path:
-    n = len(archs)
-    cols = min(n, 3)
-    rows = math.ceil(n / cols)
+def confusion_counts(confusion: pd.DataFrame, arch: str, k: int) -> pd.DataFrame:
+    """true x predicted test-image counts of ``arch``, summed over seeds."""
+    sub = confusion[confusion["arch"] == arch]
+    return (sub.groupby(["true", "predicted"])["count"].sum().unstack("predicted")
+            .reindex(index=range(k), columns=range(k), fill_value=0).fillna(0).astype(int))
+
+
+def error_shares(counts: pd.DataFrame) -> np.ndarray:
+    """Each cell's share (%) of its true class; NaN on the diagonal and where no image fell."""
+    share = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0).to_numpy(dtype=float) * 100
+    share[np.eye(len(share), dtype=bool)] = np.nan
+    share[counts.to_numpy() == 0] = np.nan
+    return share
+
+
+def error_scale(confusion: pd.DataFrame, archs: Sequence[str], k: int) -> tuple[float, float] | None:
+    """The smallest and largest off-diagonal share (%) over ``archs``: one colour scale for all."""
+    shares = np.concatenate([error_shares(confusion_counts(confusion, a, k)).ravel() for a in archs] or [[]])
+    shares = shares[np.isfinite(shares)]
+    if not len(shares):
+        return None
+    low, high = float(shares.min()), float(shares.max())
+    return (low, high) if high > low else (high / 10, high)
+
+
+def confusion_matrix(confusion: pd.DataFrame, arch: str, classes: Sequence[str], scale: tuple[float, float] | None,
+                     path: Path) -> Path:
+    """One network's confusion counts (seeds summed). Mistakes are coloured by their share of the
+    true class on a log scale shared by every network, so rare and common errors differ in colour;
+    the diagonal (images right) is a neutral grey."""
     k = len(classes)
-    size = 0.38 * k + 1.4
+    counts = confusion_counts(confusion, arch, k)
+    share = error_shares(counts)
+    cell = 0.34 if k <= 16 else max(0.08, 5.5 / k)
+    annotate = cell >= 0.3  # a count needs about this much room to stay legible
+    cmap = matplotlib.colormaps[HEATMAP]
+    norm = matplotlib.colors.LogNorm(*scale) if scale else None
     with style_context(), plt.rc_context({"axes.grid": False}):
-        fig, axes = plt.subplots(rows, cols, figsize=(cols * size, rows * (size + 0.2)), squeeze=False)
-        for ax in axes.flat[n:]:
-            ax.axis("off")
-        for ax, arch in zip(axes.flat, archs):
-            sub = confusion[confusion["arch"] == arch]
-            counts = (sub.groupby(["true", "predicted"])["count"].sum().unstack("predicted")
-                      .reindex(index=range(k), columns=range(k), fill_value=0).fillna(0).astype(int))
-            totals = counts.sum(axis=1).replace(0, np.nan)
-            share = counts.div(totals, axis=0) * 100
-            sns.heatmap(share, ax=ax, cmap=HEATMAP, vmin=0, vmax=100, square=True, cbar=False,
-                        annot=counts.to_numpy(), fmt="d", annot_kws={"fontsize": 7},
-                        xticklabels=classes, yticklabels=classes, linewidths=0.3, linecolor="white")
-            _class_axes(ax, f"{arch} (seeds summed)")
-        fig.tight_layout()
+        fig, ax = plt.subplots(figsize=(cell * k + 2.0, cell * k + 1.3))
+        diagonal = np.where(np.eye(k, dtype=bool), 1.0, np.nan)
+        ax.imshow(diagonal, cmap=matplotlib.colors.ListedColormap(["#dfe3ea"]), vmin=0, vmax=1)
+        if norm is not None:
+            image = ax.imshow(np.ma.masked_invalid(share), cmap=cmap, norm=norm)
+            bar = fig.colorbar(image, ax=ax, fraction=0.05, pad=0.03)
+            bar.set_label("mistakes: share of the true class (%), log scale", fontsize=8)
+            bar.ax.tick_params(labelsize=8)
+            bar.ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+            bar.ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xticks(np.arange(k + 1) - 0.5, minor=True)
+        ax.set_yticks(np.arange(k + 1) - 0.5, minor=True)
+        ax.grid(which="minor", color="white", lw=0.6)
+        ax.tick_params(which="minor", length=0)
+        if annotate:
+            values = counts.to_numpy()
+            for (i, j), n in np.ndenumerate(values):
+                if n == 0:
+                    continue  # blank = no image: the mistakes stand out
+                dark = i != j and norm is not None and _luminance(cmap(norm(share[i, j]))) < 0.45
+                ax.text(j, i, f"{n}", ha="center", va="center", fontsize=8 if n < 1000 else 7,
+                        color="white" if dark else "black", fontweight="bold" if i == j else "normal")
+        ax.set_xticks(range(k), classes)
+        ax.set_yticks(range(k), classes)
+        _class_axes(ax, f"{arch} (seeds summed)" + ("" if norm is not None else ": no mistakes"))
         return save(fig, path)
+
+
+def _luminance(rgba) -> float:
+    r, g, b = rgba[:3]
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
 def _class_axes(ax, title: str) -> None:
@@ -299,24 +358,27 @@ def _class_axes(ax, title: str) -> None:
 
 def per_class(acc: pd.DataFrame, archs: Sequence[str], classes: Sequence[str], styles: dict[str, Style],
               path: Path) -> Path:
+    """Per class, each network's test error rate as a dot: the axis starts at zero errors."""
     archs = [a for a in archs if a in acc.index]
     k = len(classes)
-    width = 0.8 / max(len(archs), 1)
+    dodge = np.linspace(-0.3, 0.3, len(archs)) if len(archs) > 1 else np.zeros(1)
     with style_context():
-        fig, ax = plt.subplots(figsize=(max(9, 0.09 * k * len(archs) + 3), 4.3))
+        fig, ax = plt.subplots(figsize=(8, 0.42 * k + 1.6))
         for i, arch in enumerate(archs):
-            values = acc.loc[arch].reindex(range(k)).to_numpy() * 100
-            ax.bar(np.arange(k) - 0.4 + width * (i + 0.5), values, width=width, color=styles[arch].color,
-                   label=arch, edgecolor="white", linewidth=0.3)
-        ax.set_xticks(range(k), classes, rotation=30 if max(len(c) for c in classes) > 3 else 0, ha="right"
-                      if max(len(c) for c in classes) > 3 else "center")
-        low = np.nanmin(acc.to_numpy()) * 100 if acc.size else 0
-        ax.set_ylim(max(0, math.floor(low / 10) * 10 - 5), 100)
-        ax.set_ylabel("per-class test accuracy (%)")
-        ax.set_xlabel("true class")
-        ax.set_title("Per-class accuracy (confusion counts summed over seeds)", loc="left")
-        ax.legend(ncol=min(len(archs), 6), loc="lower center", bbox_to_anchor=(0.5, 1.07))
-        ax.grid(axis="x", visible=False)
+            st = styles[arch]
+            errors = (1 - acc.loc[arch].reindex(range(k)).to_numpy(dtype=float)) * 100
+            ax.plot(errors, np.arange(k) + dodge[i], ls="none", marker=st.marker, color=st.color, ms=5.5,
+                    label=arch)
+        ax.set_yticks(range(k), classes)
+        ax.set_ylim(k - 0.5, -0.5)  # first class on top
+        ax.set_xlim(left=0)
+        ax.set_xlabel("per-class test error (% of the class's images misclassified)")
+        ax.set_ylabel("true class")
+        ax.set_title("Per-class error rate (confusion counts summed over seeds)", loc="left", fontsize=10)
+        for y in np.arange(k - 1) + 0.5:
+            ax.axhline(y, color="0.85", lw=0.6)
+        ax.grid(axis="y", visible=False)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
         return save(fig, path)
 
 
@@ -355,6 +417,7 @@ def tradeoffs(board: pd.DataFrame, styles: dict[str, Style], path: Path) -> Path
               ("flops_per_image", "training MFLOP per image", 1e-6))
     with style_context():
         fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), sharey=True)
+        placed = []
         for ax, (column, label, scale) in zip(axes, panels):
             x = board[column].to_numpy(dtype=float) * scale
             y = board["mean"].to_numpy(dtype=float) * 100
@@ -370,14 +433,76 @@ def tradeoffs(board: pd.DataFrame, styles: dict[str, Style], path: Path) -> Path
                     err = [[(row.mean - row.ci_low) * 100], [(row.ci_high - row.mean) * 100]]
                 ax.errorbar(xi, row.mean * 100, yerr=err, color=st.color, marker=st.marker, ms=7,
                             capsize=3, lw=1.4, zorder=3)
-                ax.annotate(row.arch, (xi, row.mean * 100), xytext=(5, 3), textcoords="offset points", fontsize=8)
             ax.set_xlabel(label)
-            ax.set_xlim(left=0)
+            finite = x[np.isfinite(x)]
+            # Room right of the costliest point for its label.
+            ax.set_xlim(0, finite.max() * 1.4 if len(finite) and finite.max() > 0 else None)
+            placed.append((ax, x, y))
         axes[0].set_ylabel("test accuracy, mean over seeds (%)")
-        axes[0].legend(loc="lower right", fontsize=8)
+        handles, labels = axes[0].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, loc="lower left", bbox_to_anchor=(0.01, 0), fontsize=8)
         fig.suptitle("Accuracy against cost (whiskers: 95% interval)", x=0.01, ha="left", fontsize=11)
-        fig.tight_layout()
+        fig.tight_layout(rect=(0, 0.06 if handles else 0, 1, 1))
+        for ax, x, y in placed:  # after the layout: labels are placed in the axes' final pixels
+            label_points(ax, x, y, list(board["arch"]), [styles[a].color for a in board["arch"]])
         return save(fig, path)
+
+
+def label_points(ax, xs: Sequence[float], ys: Sequence[float], texts: Sequence[str],
+                 colors: Sequence, fontsize: float = 8) -> list:
+    """Label each point beside it, moving labels apart vertically until no two overlap, with a
+    leader line from a moved label to its point. Deterministic: the same points, the same places."""
+    fig = ax.figure
+    fig.canvas.draw()  # text extents need a renderer
+    renderer = fig.canvas.get_renderer()
+    to_px = ax.transData.transform
+    box = ax.get_window_extent(renderer)
+    gap, pad = 7.0, 2.0  # pixels between a point and its label, and around a label
+    items = []
+    for x, y, text, color in zip(xs, ys, texts, colors):
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        px, py = to_px((x, y))
+        probe = ax.text(0, 0, text, fontsize=fontsize)
+        extent = probe.get_window_extent(renderer)
+        probe.remove()
+        w, h = extent.width + 2 * pad, extent.height + 2 * pad
+        right = px + gap + w <= box.x1 or px - gap - w < box.x0  # the side with room
+        left = px + gap if right else px - gap - w
+        items.append({"text": text, "color": color, "px": px, "py": py, "x0": left, "w": w, "h": h,
+                      "yc": py, "right": right})
+    for _ in range(200):  # relax: push every overlapping pair apart by half the overlap each
+        moved = False
+        for i in range(len(items)):
+            for j in range(i + 1, len(items)):
+                a, b = items[i], items[j]
+                if a["x0"] >= b["x0"] + b["w"] or b["x0"] >= a["x0"] + a["w"]:
+                    continue  # side by side: no overlap
+                need = (a["h"] + b["h"]) / 2 - abs(a["yc"] - b["yc"])
+                if need <= 0:
+                    continue
+                lower, upper = (a, b) if (a["yc"], a["py"], i) < (b["yc"], b["py"], j) else (b, a)
+                lower["yc"] -= need / 2 + 0.01
+                upper["yc"] += need / 2 + 0.01
+                moved = True
+        for it in items:  # stay inside the axes
+            it["yc"] = min(max(it["yc"], box.y0 + it["h"] / 2), box.y1 - it["h"] / 2)
+        if not moved:
+            break
+    scale = 72.0 / fig.dpi  # pixels to points: offsets in points survive saving at another DPI
+    made = []
+    for it in items:
+        dx = (it["x0"] + pad - it["px"]) if it["right"] else (it["x0"] + it["w"] - pad - it["px"])
+        dy = it["yc"] - it["py"]
+        arrow = {"arrowstyle": "-", "color": it["color"], "lw": 0.7, "shrinkA": 0, "shrinkB": 4} \
+            if abs(dy) > it["h"] / 2 else None
+        made.append(ax.annotate(it["text"], ax.transData.inverted().transform((it["px"], it["py"])),
+                                xytext=(dx * scale, dy * scale), textcoords="offset points", fontsize=fontsize,
+                                ha="left" if it["right"] else "right", va="center", arrowprops=arrow,
+                                annotation_clip=False, zorder=5,
+                                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8}))
+    return made
 
 
 def time_to_target(times: pd.DataFrame, archs: Sequence[str], target: float, styles: dict[str, Style],
@@ -402,9 +527,16 @@ def time_to_target(times: pd.DataFrame, archs: Sequence[str], target: float, sty
             if len(missed):
                 ax.scatter(np.full(len(missed), never_x), np.full(len(missed), y), color=st.color, s=40,
                            marker=">", facecolors="none", zorder=3)
-        ax.axvline(never_x, color="0.6", lw=1, ls=":")
-        ax.annotate("never reached", (never_x, len(archs) - 0.5), xytext=(-4, 0), textcoords="offset points",
-                    ha="right", fontsize=8, color="0.4")
+        if (~np.isfinite(times["seconds_to_target"])).any():
+            ax.axvline(never_x, color="0.6", lw=1, ls=":", zorder=1)
+        # What each mark means, in neutral ink: the colours and y positions already name the networks.
+        keys = [matplotlib.lines.Line2D([], [], ls="none", marker="o", color="0.35", ms=5,
+                                        label="one seed (its network's marker)"),
+                matplotlib.lines.Line2D([], [], ls="none", marker="|", color="0.35", ms=10, mew=3, label="median")]
+        if (~np.isfinite(times["seconds_to_target"])).any():
+            keys.append(matplotlib.lines.Line2D([], [], ls=":", marker=">", mfc="none", color="0.45", ms=6,
+                                                label="never reached it (dotted line)"))
+        ax.legend(handles=keys, loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, fontsize=8)
         ax.set_yticks(range(len(archs)), archs)
         ax.invert_yaxis()
         ax.set_xlim(left=0)
@@ -477,20 +609,24 @@ def class_differences(rows: pd.DataFrame, arch: str, reference: str, margin: flo
     colours = {"better": "#146c2e", "worse": "#a61b1b", "equivalent": "#0b5cad", "undecided": "0.45"}
     with style_context():
         fig, ax = plt.subplots(figsize=(8, 0.38 * max(len(rows), 1) + 1.5))
-        ax.axvspan(-margin * 100, margin * 100, color="0.9", zorder=0)
+        ax.axvspan(-margin * 100, margin * 100, color="0.9", zorder=0, label=f"±{margin * 100:g} pp margin")
+        shown = set()
         for y, row in enumerate(rows.itertuples()):
             colour = colours.get(row.verdict, "0.45")
+            label = row.verdict if row.verdict not in shown else None  # one legend entry per verdict
+            shown.add(row.verdict)
             if math.isnan(row.ci_low):
-                ax.plot(row.diff * 100, y, "o", color=colour, ms=6)
+                ax.plot(row.diff * 100, y, "o", color=colour, ms=6, label=label)
             else:
                 ax.errorbar(row.diff * 100, y, xerr=[[(row.diff - row.ci_low) * 100], [(row.ci_high - row.diff) * 100]],
-                            color=colour, capsize=3, lw=1.6, marker="o", ms=6)
+                            color=colour, capsize=3, lw=1.6, marker="o", ms=6, label=label)
         ax.axvline(0, color="0.3", lw=1)
         ax.set_yticks(range(len(rows)), list(rows["arch"]))
         ax.invert_yaxis()
         ax.set_xlabel(f"per-class test accuracy, {arch} minus {reference} (pp)")
         ax.set_title("Per-class differences with intervals (colour: verdict; grey band: margin)",
                      loc="left", fontsize=10)
+        _legend_beside(ax, title="verdict", title_fontsize=8)
         return save(fig, path)
 
 

@@ -24,17 +24,11 @@ def pval(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def ci_pct(lo: float, hi: float) -> str:
-    return "–" if missing(lo) else f"[{pct(lo)}, {pct(hi)}]"
-
-
-def ci_pp(lo: float, hi: float) -> str:
-    return "–" if missing(lo) else f"[{pp(lo)}, {pp(hi)}]"
-
-
 def seconds(x: float) -> str:
     if missing(x):
         return "–"
+    if x < 1:
+        return f"{x * 1000:.0f} ms" if x < 0.1 else f"{x:.2f} s"
     if x < 120:
         return f"{x:.1f} s"
     minutes, sec = divmod(int(round(x)), 60)

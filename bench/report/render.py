@@ -9,7 +9,6 @@ sections of ``bench.report.sections``.
 
 from __future__ import annotations
 
-import shlex
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,8 +19,9 @@ import jinja2
 from ..errors import BenchError
 from ..stats import ALPHA, DEFAULT_MARGIN, METHODS
 from ..storage import atomic_write_text
-from . import figures
+from . import figures, paths
 from .format import pct, seconds, slug
+from .command import reproduce
 from .load import Stored, load
 from .sections import FIGURES_DIR, Figures, Section, answer, dataset_view, sections_of
 
@@ -47,26 +47,16 @@ class DatasetPart:
 def dataset_part(stored: Stored, dataset: str, figs: Figures, styles: dict[str, figures.Style],
                  **analysis: Any) -> DatasetPart:
     view = dataset_view(stored, dataset, figs, styles, **analysis)
-    info = stored.invocation.get("datasets", {}).get(dataset, {})
+    info = dict(stored.invocation.get("datasets", {}).get(dataset, {}))
+    scrub = paths.scrubber(stored.out, stored.invocation)
+    info["source"] = paths.shown_source(info, scrub)  # the dataset by name and checksum, not by folder
+    if info.get("fallback_reason"):
+        info["fallback_reason"] = scrub(str(info["fallback_reason"]))
     samples = None
     if view.sample is not None and len(view.sample.get("train_images", [])):
         samples = view.figure(figures.samples_grid, "samples", view.sample["train_images"].numpy(),
                               view.sample["train_labels"].tolist(), view.classes)
     return DatasetPart(dataset, info, answer(view), samples, sections_of(view))
-
-
-def reproduce(command: str, baseline: str | None, margin: float, target: float | None) -> str:
-    """The stored reproduce command, with the options that shaped this report as they were used."""
-    if not command:
-        return ""
-    words, shaped = shlex.split(command), ("--baseline", "--margin", "--target")
-    kept = [w for i, w in enumerate(words) if w not in shaped and (i == 0 or words[i - 1] not in shaped)]
-    if baseline:
-        kept += ["--baseline", baseline]
-    kept += ["--margin", f"{margin * 100:g}"]
-    if target is not None:
-        kept += ["--target", repr(target)]
-    return shlex.join(kept)
 
 
 def header(stored: Stored, margin: float, target: float | None, baseline: str | None) -> dict[str, Any]:
@@ -84,6 +74,8 @@ def header(stored: Stored, margin: float, target: float | None, baseline: str | 
         opt += f", {base['lr_schedule']} schedule"
     finished, expected = int((stored.runs["status"] == "ok").sum()), len(inv.get("run_ids", [])) or len(stored.runs)
     rounds = stored.analysis.get("until_decided")
+    scrub = paths.scrubber(stored.out, inv)
+    command = reproduce(inv.get("reproduce", ""), baseline, margin, target, scrub)
     return {
         "datasets": stored.datasets,
         "archs": stored.archs,
@@ -100,11 +92,12 @@ def header(stored: Stored, margin: float, target: float | None, baseline: str | 
         "git_commit": inv.get("git_commit", env.get("git_commit", "?")),
         "wall": seconds(float(inv["wall_seconds"])) if isinstance(inv.get("wall_seconds"), (int, float)) else "–",
         "executor": f"{inv.get('executor', '?')}, {inv.get('workers', '?')} worker(s)",
-        "reproduce": reproduce(inv.get("reproduce", ""), baseline, margin, target),
+        "reproduce": command,
+        "placeholders": paths.placeholders_in(command),
         "interrupted": bool(inv.get("interrupted")),
         "finished": finished,
         "expected": expected,
-        "warnings": inv.get("_warnings", []),
+        "warnings": [scrub(str(w)) for w in inv.get("_warnings", [])],
         "margin": f"{margin * 100:g}",
         "target": pct(target) + "%" if target is not None else "the lowest final validation accuracy among the "
                                                                "architectures",

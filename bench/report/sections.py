@@ -21,11 +21,12 @@ import numpy as np
 import pandas as pd
 
 from ..stats import BETTER, EQUIVALENT, METHODS, UNDECIDED, WORSE, Comparison, describe, still_improving
-from ..stats.sentences import interval_label
 from ..stats.metrics import ACCURACY, EPOCH_SECONDS, metric
+from ..stats.sentences import interval_label
 from ..stats.target import default_target, per_epoch_reversals, target_summary, time_to_target
-from . import axes, features, figures, stats
+from . import axes, features, figures, paths, recommend, stats
 from . import robustness as robust
+from .command import reproduce
 from .format import missing, pct, pp, pval, seconds, slug
 from .load import Stored
 
@@ -167,7 +168,7 @@ def answer(v: DatasetView) -> dict[str, Any]:
                         f"available: they say nothing about MNIST.")
     if v.runs.empty:
         return {"warnings": warnings + [f"No run finished on {v.dataset}: there is nothing to compare."],
-                "lines": []}
+                "lines": [], "recommendation": None, "networks": []}
     seeds = int(v.board["seeds"].min())
     if seeds < 3:
         warnings.append(f"Only {seeds} seed{'s' if seeds != 1 else ''} per architecture: no interval is "
@@ -185,7 +186,57 @@ def answer(v: DatasetView) -> dict[str, Any]:
     if cost:
         lines.append({"text": cost, "verdict": "cost"})
     open_ = sum(c.verdict == UNDECIDED for cs in v.asked.values() for c in cs)
-    return {"warnings": warnings, "lines": lines, "undecided": open_, "margin": v.evidence.margin}
+    return {"warnings": warnings, "lines": lines, "undecided": open_, "margin": v.evidence.margin,
+            "recommendation": _recommendation(v), "networks": networks_table(v), "levels": level_glossary(v)}
+
+
+def level_glossary(v: DatasetView) -> list[str]:
+    """Per factor of the grid, its levels spelled out: "conv (convolution): std = standard 3x3 ..."."""
+    factors = {q.removeprefix("factor ") for q in v.asked if q.startswith("factor ")}
+    return [f"{f} ({g['name']}): " + ", ".join(f"{level} = {words}" for level, words in g["levels"].items())
+            for f, g in glossary(v).items() if f in factors]
+
+
+def _recommendation(v: DatasetView) -> recommend.Recommendation | None:
+    """The answer's last line: which network to use, and what would settle what is open."""
+    to_target = {}
+    if v.target is not None and not v.epochs.empty:
+        to_target = target_summary(v.epochs, v.target).set_index("arch")["median_seconds"].to_dict()
+    against = {a: v.evidence.compare(a, order=v.order) for a in v.order}
+    inv = v.stored.invocation
+    command = reproduce(inv.get("reproduce", ""), v.baseline, v.evidence.margin,
+                        inv.get("analysis", {}).get("target"), paths.scrubber(v.stored.out, inv))
+    levels = {a: spelled_levels(v, a) for a in v.order}
+    return recommend.recommend(v.board, against, to_target, v.target, v.evidence.margin, command,
+                               _still_improving(v), levels)
+
+
+def glossary(v: DatasetView) -> dict[str, dict[str, Any]]:
+    """Each factor's plain words and its levels' (config.json's ``factor_glossary``)."""
+    return v.stored.invocation.get("factor_glossary") or {}
+
+
+def spelled_levels(v: DatasetView, arch: str) -> str:
+    """E.g. "standard 3x3 convolutions, 2x2 max-pooling" for ablate-std-max; "" without factors."""
+    info = (v.stored.invocation.get("arch_info") or {}).get(arch, {})
+    words = glossary(v)
+    return ", ".join(str(words.get(f, {}).get("levels", {}).get(level, f"{f} {level}"))
+                     for f, level in sorted((info.get("factors") or {}).items()))
+
+
+def networks_table(v: DatasetView) -> list[dict[str, Any]]:
+    """The compared networks: description, factor levels in words, parameters and training FLOPs."""
+    info = v.stored.invocation.get("arch_info") or {}
+    board = v.board.set_index("arch") if not v.board.empty else pd.DataFrame()
+    rows = []
+    for arch in v.archs:
+        params = board.at[arch, "params"] if arch in board.index else math.nan
+        flops = board.at[arch, "flops_per_image"] if arch in board.index else math.nan
+        rows.append({"arch": arch, "description": str(info.get(arch, {}).get("description", "")),
+                     "levels": spelled_levels(v, arch),
+                     "params": "–" if missing(params) else f"{params:,.0f}",
+                     "mflops": "–" if missing(flops) else f"{flops / 1e6:.2f}"})
+    return rows
 
 
 def _still_improving(v: DatasetView) -> bool:
@@ -214,12 +265,15 @@ def _cost_line(v: DatasetView) -> str | None:
     row = v.board.set_index("arch")
     parts = []
     if not missing(row.at[arch, "params"]) and row.at[ref, "params"]:
-        parts.append(f"{row.at[arch, 'params'] / row.at[ref, 'params']:.0%} of {ref}'s parameters")
+        ratio = row.at[arch, "params"] / row.at[ref, "params"]
+        parts.append(f"the same number of parameters as {ref}" if round(ratio, 2) == 1.0 else
+                     f"{abs(ratio - 1):.0%} {'more' if ratio > 1 else 'fewer'} parameters than {ref}")
     a, b = row.at[arch, "mean_epoch_seconds"], row.at[ref, "mean_epoch_seconds"]
     if not (missing(a) or missing(b)) and b > 0:
         faster = (b - a) / b
         parts.append(f"{abs(faster):.0%} {'faster' if faster >= 0 else 'slower'} epochs")
     text = f"{arch} has " + " and ".join(parts) if parts else ""
+    text = text.replace(" has the same number of parameters as", " is the same size as")
     if v.target is not None and not v.epochs.empty:
         summary = target_summary(v.epochs, v.target).set_index("arch")
         sa, sb = summary.at[arch, "median_seconds"], summary.at[ref, "median_seconds"]
@@ -254,8 +308,8 @@ def leaderboard_html(board: pd.DataFrame, times: pd.DataFrame, table_id: str) ->
     to_target = (times.groupby("arch")["seconds_to_target"].median() if not times.empty
                  else pd.Series(dtype=float))
     shown = pd.DataFrame({
+        "architecture": board["arch"],  # first: the column a phone keeps pinned while the rest scrolls
         "rank": board["rank_label"],
-        "architecture": board["arch"],
         "seeds": board["seeds"],
         "test acc. mean (%)": board["mean"] * 100,
         "95% interval (%)": [f"[{pct(lo)}, {pct(hi)}]" if not missing(lo) else "–"
@@ -351,7 +405,7 @@ def factor_effects(v: DatasetView) -> Section | None:
     effects = {q.removeprefix("factor "): found for q, found in v.asked.items() if q.startswith("factor ")}
     if not effects:
         return None  # a grid without an ablation family has no factors to estimate
-    context: dict[str, Any] = {"factors": list(effects), "margin": v.evidence.margin}
+    context: dict[str, Any] = {"factors": list(effects), "margin": v.evidence.margin, "interaction": None}
     if effects:
         factorial = stats.factorial_runs(v.runs)
         time = stats.factor_effects(v.evidence, EPOCH_SECONDS.column)
@@ -404,7 +458,7 @@ def _count(x: float) -> str:
 
 
 def curves(v: DatasetView) -> Section:
-    shown: dict[str, Any] = {}
+    shown: dict[str, Any] = {"figure": None}
     if not v.epochs.empty:
         shown["figure"] = v.figure(figures.curves, "curves", v.epochs, v.archs, v.styles)
     shown["still_improving"] = _still_improving(v)
@@ -413,9 +467,13 @@ def curves(v: DatasetView) -> Section:
 
 def errors(v: DatasetView) -> Section:
     context: dict[str, Any] = {"pair": v.pair, "confusion": None, "confusion_difference": None,
-                               "class_rows": [], "gallery": None}
+                               "class_rows": [], "gallery": None, "per_class": None, "gaps": [],
+                               "class_figure": None}
     if not v.confusion.empty:
-        context["confusion"] = v.figure(figures.confusion_grid, "confusion", v.confusion, v.order, v.classes)
+        scale = figures.error_scale(v.confusion, v.order, len(v.classes))  # one colour scale for every network
+        context["confusion"] = [{"arch": arch, "figure": v.figure(figures.confusion_matrix, f"confusion-{arch}",
+                                                                   v.confusion, arch, v.classes, scale)}
+                                for arch in v.order]
         per_class = stats.class_accuracy(v.confusion)
         context["per_class"] = v.figure(figures.per_class, "per-class", per_class, v.archs, v.classes, v.styles)
         gaps = stats.largest_class_gaps(per_class)
@@ -480,6 +538,7 @@ def cost(v: DatasetView) -> Section:
         "seed_groups": sorted(groups.items()) if len(sizes) > 1 else [],
         "all_grouped": min(sizes) if len(sizes) == 1 and min(sizes) > 1 else 0,
         "tradeoffs": v.figure(figures.tradeoffs, "tradeoffs", v.board, v.styles),
+        "epoch_time": None,
     }
     if not v.epochs.empty:
         context["epoch_time"] = v.figure(figures.epoch_times, "epoch-time", v.epochs, v.archs, v.styles)
@@ -488,7 +547,8 @@ def cost(v: DatasetView) -> Section:
 
 def inside(v: DatasetView) -> Section:
     fm = features.feature_maps(v.runs, v.order, v.sample, v.stored.out)
-    context: dict[str, Any] = {"notes": fm.notes, "mistakes": []}
+    scrub = paths.scrubber(v.stored.out, v.stored.invocation)
+    context: dict[str, Any] = {"notes": [scrub(n) for n in fm.notes], "mistakes": [], "features": None}
     if fm.maps:
         label = _class_name(v.classes, fm.probe_label) if fm.probe_label is not None else "?"
         title = f"First convolution's outputs for test image #0 (class {label}); lowest seed of each architecture"
@@ -503,9 +563,10 @@ def inside(v: DatasetView) -> Section:
 
 
 def failed(v: DatasetView) -> Section:
+    scrub = paths.scrubber(v.stored.out, v.stored.invocation)  # an error message may name files
     return Section("failed", "Failed or diverged runs", v.dataset, {"runs": [
         {"arch": r["arch"], "seed": r["seed"], "status": r["status"], "run_id": r["run_id"],
-         "error": "" if pd.isna(r.get("error")) else str(r.get("error"))}
+         "error": "" if pd.isna(r.get("error")) else scrub(str(r.get("error")))}
         for _, r in v.failed.iterrows()
     ]})
 

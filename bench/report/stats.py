@@ -21,6 +21,7 @@ from ..stats import (
     compare_table, rank, t_interval, top,
 )
 from ..stats.metrics import ACCURACY, Metric, metric as metric_of
+from ..stats.power import TEST_SET_LIMIT
 
 # Preferred reference level of a factor (the "plain" choice) when present.
 REFERENCE_LEVELS = ("std", "standard", "plain", "conv", "max", "maxpool", "none")
@@ -111,11 +112,6 @@ def leaderboard(evidence: Evidence) -> tuple[pd.DataFrame, list[Comparison]]:
             "train_images_per_s": _mean(group, "train_images_per_s"),
         })
     return pd.DataFrame(rows), versus_top
-
-
-def leader(board: pd.DataFrame) -> str | None:
-    """The decided leader, or None when the top is shared."""
-    return None if (board["rank"] == 1).sum() > 1 else board["arch"].iloc[0]
 
 
 def _std(values: pd.Series) -> float:
@@ -217,12 +213,22 @@ def class_differences(evidence: Evidence, arch: str, reference: str, labels: np.
                       classes: list[str]) -> list[Comparison]:
     """Per class, ``arch`` minus ``reference`` on that class's test images, paired by seed,
     Holm across the classes (needs per-image results)."""
-    results = {}
+    results, sizes = {}, {}
     for k, name in enumerate(classes):
         images = np.flatnonzero(labels == k)
         if len(images) >= 2:
             results[name] = evidence.scores(arch, images=images) - evidence.scores(reference, images=images)
-    return compare_effects(results, reference, margin=evidence.margin, alpha=evidence.alpha, look=evidence.look)
+            sizes[name] = len(images)
+    found = compare_effects(results, reference, margin=evidence.margin, alpha=evidence.alpha, look=evidence.look)
+    # A class holds a tenth of the test set: say so where its images, not the seeds, are the limit,
+    # so that it does not read as contradicting the whole test set's "more seeds would decide it".
+    return [dataclasses.replace(c, undecided_reason=_class_limit(sizes[c.arch]),
+                                note=c.note.replace(TEST_SET_LIMIT, _class_limit(sizes[c.arch])))
+            if c.undecided_reason == TEST_SET_LIMIT else c for c in found]
+
+
+def _class_limit(images: int) -> str:
+    return f"more seeds cannot decide it: this class's {images:,} test images are the limit"
 
 
 def confusion_difference(confusion: pd.DataFrame, arch: str, reference: str) -> pd.DataFrame:

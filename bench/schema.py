@@ -171,9 +171,6 @@ OUTCOME = (
     Column("seconds_to_target", "float", "training seconds until then; inf when never", varies=True),
     Column("class_acc_<i>", "float", "test accuracy on class i"),
     Column("nondeterministic_ops", "text", "--deterministic grids: ops that had no deterministic kernel"),
-    Column("evaluation_seconds_<name>", "float", "wall time of evaluation <name> on the tested weights "
-                                                 "(docs/evaluations.md); its own columns follow the environment's",
-           varies=True),
 )
 
 ENVIRONMENT = tuple(Column(c.name, c.kind, c.doc, varies=True) for c in (

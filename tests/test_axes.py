@@ -54,3 +54,16 @@ def test_better_on_every_decided_axis_recommends_the_level():
     assert axis.recommendation.startswith("prefer stride over max: better on test accuracy, shift consistency, "
                                           "expected calibration error")
     assert axis.verdict == "better"
+
+
+def test_the_recommendation_leaves_out_a_network_as_accurate_but_worse_on_an_axis():
+    register_metrics()
+    runs = grid(acc_gap=[1e-4, -1e-4, 2e-4, -2e-4, 0.0, 0.0],
+                consistency_gap=[-0.021, -0.019, -0.020, -0.022, -0.018, -0.020],
+                ece_gap=[0.0001, -0.0001, 0.0, 0.0002, -0.0002, 0.0])
+    kept, why = axes.prefer_robust(stats.Evidence(runs), ["net-max", "net-stride"])
+    assert kept == ["net-max"]
+    assert why == ("; of the networks as accurate, those worse on robustness are left out "
+                   "(net-stride is worse than net-max on shift consistency)")
+    assert axes.prefer_robust(stats.Evidence(runs.drop(columns=["shift_consistency", "ece"])),
+                              ["net-max", "net-stride"]) == (["net-max", "net-stride"], "")

@@ -102,7 +102,10 @@ def register_evaluation(name: str, *, outputs: tuple[Output, ...] | list[Output]
                         default: bool = True, examples: Examples | None = None) -> Callable[[Evaluate], Evaluate]:
     """Decorator: register ``fn`` as the evaluation ``name`` with its ``outputs`` (its columns)."""
     def decorate(fn: Evaluate) -> Evaluate:
-        declare_columns(RUNS, [o.column() for o in outputs], owner=f"evaluation {name}")
+        # Its wall time first, declared one by one (not as a family) so ``schema.varying`` names it.
+        seconds = Column(f"evaluation_seconds_{name}", "float", f"wall time of evaluation {name} on the tested "
+                                                                 "weights", varies=True)
+        declare_columns(RUNS, [seconds, *(o.column() for o in outputs)], owner=f"evaluation {name}")
         EVALUATIONS[name] = Evaluation(name, fn, tuple(outputs), description, default, examples)
         return fn
 

@@ -133,3 +133,40 @@ def answer_lines(evidence: stats.Evidence, reference: str, order: list[str], fac
         return []
     axes = factor_axes(evidence, metrics) if factorial else pairwise_axes(evidence, reference, order, metrics)
     return [{"text": f"{a.sentence}. On balance: {a.recommendation}.", "verdict": a.verdict} for a in axes]
+
+
+def dominated(evidence: stats.Evidence, names: list[str], metrics: list[str] | None = None
+              ) -> dict[str, tuple[str, list[str]]]:
+    """Of ``names``, each one that another of them is decided better than on some evaluation
+    axis and worse than on none: name -> (that other, the axes).  Test accuracy is left out
+    (the recommendation has already weighed it)."""
+    metrics = [m for m in (metrics or compared_metrics(evidence.runs)) if m != ACCURACY.column]
+    verdicts: dict[tuple[str, str], dict[str, str]] = {}
+    for m in metrics:
+        for reference in names:
+            for c in evidence.compare(reference, metric=m):
+                if c.arch in names:
+                    verdicts.setdefault((c.arch, reference), {})[m] = c.verdict
+    found: dict[str, tuple[str, list[str]]] = {}
+    for a in names:
+        for b in names:
+            by = verdicts.get((a, b), {})
+            worse = [m for m in metrics if by.get(m) == WORSE]
+            if a != b and worse and not any(by.get(m) == BETTER for m in metrics):
+                found[a] = (b, worse)
+                break
+    return found
+
+
+def prefer_robust(evidence: stats.Evidence, names: list[str]) -> tuple[list[str], str]:
+    """``names`` without those another of them dominates on the evaluations' axes, and a clause
+    saying who was left out and why (none left out, or all of them: ``names`` and "")."""
+    if len(names) < 2 or len(compared_metrics(evidence.runs)) < 2:
+        return names, ""
+    found = dominated(evidence, names)
+    kept = [a for a in names if a not in found]
+    if not found or not kept:
+        return names, ""
+    reasons = "; ".join(f"{a} is worse than {b} on {', '.join(metric(m).label for m in on)}"
+                        for a, (b, on) in found.items())
+    return kept, f"; of the networks as accurate, those worse on robustness are left out ({reasons})"

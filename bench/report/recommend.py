@@ -6,7 +6,9 @@ The rule, in order:
    the command with three seeds.
 2. The contenders are the networks no other is decided more accurate than.  Of those, the
    cheapest - the earliest median time to the target accuracy, then the fastest epochs, then
-   the fewest parameters - is recommended.
+   the fewest parameters - is recommended.  Beyond clean accuracy, a contender another contender
+   beats on some evaluation's axis and loses to on none (``robust``: ``axes.prefer_robust``) is
+   left out, and the line says why.
 3. When a network with a higher mean is undecided against it, the line says so and gives the
    ``--until-decided`` command that would settle it (at the seeds the power analysis asks for);
    when only the test set could settle it, it says that instead.
@@ -66,7 +68,7 @@ def _num(x) -> float:
 
 def recommend(board: pd.DataFrame, against: dict[str, list[Comparison]], to_target: dict[str, float],
               target: float | None, margin: float, command: str, still_improving: bool,
-              levels: dict[str, str] | None = None) -> Recommendation | None:
+              levels: dict[str, str] | None = None, robust=None) -> Recommendation | None:
     """``against[a]``: every other network compared with ``a`` as the reference (Holm across them)."""
     if len(board) < 2:
         return None
@@ -82,6 +84,7 @@ def recommend(board: pd.DataFrame, against: dict[str, list[Comparison]], to_targ
     contenders = [a for a in frame.index if not beaten[a]]
     if not contenders:  # every network decided worse than some other: a cycle cannot happen, but be safe
         contenders = list(frame.index)
+    contenders, robustness = robust(contenders) if robust is not None else (contenders, "")
     order = cheapest_first(frame, contenders)
     chosen = order[0]
     found = against[chosen]
@@ -89,7 +92,7 @@ def recommend(board: pd.DataFrame, against: dict[str, list[Comparison]], to_targ
     open_ = [c for c in found if c.verdict == UNDECIDED and c.diff > 0]
     accuracy = _accuracy_reason(found, margin, bool(open_))
     cost = _cost_reason(frame, chosen, order, target)
-    text = f"Use {name}: {accuracy}{', and ' + cost if cost else ''}."
+    text = f"Use {name}: {accuracy}{', and ' + cost if cost else ''}{robustness}."
     steps = []
     if open_:
         rivals = ", ".join(c.arch for c in open_)

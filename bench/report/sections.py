@@ -216,7 +216,7 @@ def _recommendation(v: DatasetView) -> recommend.Recommendation | None:
                         inv.get("analysis", {}).get("target"), paths.scrubber(v.stored.out, inv))
     levels = {a: spelled_levels(v, a) for a in v.order}
     return recommend.recommend(v.board, against, to_target, v.target, v.evidence.margin, command,
-                               _still_improving(v), levels)
+                               _still_improving(v), levels, robust=lambda names: axes.prefer_robust(v.evidence, names))
 
 
 def glossary(v: DatasetView) -> dict[str, dict[str, Any]]:

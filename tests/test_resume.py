@@ -194,6 +194,7 @@ CHANGES = {
     "lr_schedule": "step", "lr_step": 2, "lr_gamma": 0.5, "val_fraction": 0.2, "test_weights": "last", "device": "cuda",
     "dtype": "bfloat16-autocast", "tf32": True, "memory_format": "channels_last", "compile": True,
     "deterministic": True, "stacked": True, "warmup_epochs": 1, "train_fraction": 0.5,
+    "aten_stack": True,
 }
 
 

@@ -21,6 +21,9 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 # tuning every small grid would multiply its runs.  Set for the whole session, so that
 # session- and module-scoped fixtures and every subprocess see it too.
 os.environ["CNNBENCH_NO_TUNE"] = "1"
+# Likewise the evaluations beyond clean accuracy: the grids that test them ask for them
+# (the shared digits grid among them); the rest train and compare what they test.
+os.environ["CNNBENCH_EVALUATIONS"] = "none"
 
 
 @pytest.fixture(autouse=True)
@@ -86,7 +89,8 @@ def digits_run(tmp_path_factory) -> Path:
     mp.setenv("CNNBENCH_NO_DOWNLOAD", "1")
     try:
         status = run_cli("--archs", "lenet,dilated", "--dataset", "digits", "--seeds", "2",
-                         "--epochs", "2", "--workers", "1", "--out", str(out), "--no-report")
+                         "--epochs", "2", "--workers", "1", "--out", str(out), "--no-report",
+                         "--evaluations", "default")
     finally:
         mp.undo()
     assert status == 0

@@ -31,10 +31,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-report", action="store_true", help="rebuild the tables but do not render the report")
 
 
-def add_evaluations_option(p) -> None:
-    p.add_argument("--evaluations", default="default", metavar="NAMES",
+def add_evaluations_option(p, default: str = "default") -> None:
+    p.add_argument("--evaluations", default=default, metavar="NAMES",
                    help="comma list of evaluations of the tested weights, 'all' or 'none' (default: every "
-                        "built-in one: shift, corruptions, calibration, per_class)")
+                        "built-in one: shift, corruptions, calibration, per_class; for a grid, $CNNBENCH_EVALUATIONS "
+                        "when set)")
 
 
 def main(args: argparse.Namespace, console: Console) -> int:

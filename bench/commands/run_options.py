@@ -6,6 +6,7 @@ Imported by ``--help``: nothing heavy (torch, scipy) may load here.
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..config import DEFAULT_LR, DTYPES, LR_SCHEDULES, MEMORY_FORMATS, OPTIMIZER_IMPLS, OPTIMIZERS, TEST_WEIGHTS
 from ..datasets import AUTO, DATA_ENV, FOLDER_PREFIX, dataset_names
@@ -17,6 +18,8 @@ DEFAULT_ARCHS = "tag:default"
 DEFAULT_SEEDS = 3
 DEFAULT_EPOCHS = 5
 DEFAULT_MAX_SEEDS = 21
+# Set: the run command's default --evaluations (the test suite's "none"); `evaluate` keeps its own.
+EVALUATIONS_ENV = "CNNBENCH_EVALUATIONS"
 DEFAULT_MARGIN = 0.0025  # bench.stats.DEFAULT_MARGIN, without importing scipy for --help
 
 
@@ -156,7 +159,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("beyond clean accuracy")
     from .evaluate import add_evaluations_option
 
-    add_evaluations_option(g)
+    add_evaluations_option(g, default=os.environ.get(EVALUATIONS_ENV, "default"))
 
     g = p.add_argument_group("the answer")
     add_answer_options(g)

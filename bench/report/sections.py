@@ -302,6 +302,10 @@ def _cost_line(v: DatasetView) -> str | None:
         reach = f"reaches {pct(v.target)}% validation accuracy in {_secs(sa)} against {ref}'s {_secs(sb)}"
         text = f"{text}, and {reach}" if text else f"{arch} {reach}"
         reversed_ = per_epoch_reversals(summary.reset_index())
+        # Only the pair this line is about: another pair's reversal reads as contradicting it.
+        pair = {arch, ref}
+        reversed_ = reversed_[[{a, b} == pair for a, b in zip(reversed_["faster_per_epoch"],
+                                                             reversed_["faster_to_target"])]]
         if not reversed_.empty:
             r = reversed_.iloc[0]
             text += (f"; {r.faster_per_epoch} has the faster epochs but {r.faster_to_target} reaches the "

@@ -1,7 +1,7 @@
 """``--until-decided``: train seeds in rounds until every question the grid asks is decided.
 
 The rounds are fixed before any result is seen: ``--seeds`` seeds a round, up to
-``--max-seeds``.  After each round the questions (``bench.report.stats.questions``: factor
+``--max-seeds``.  After each round the questions (``bench.stats.evidence.questions``: factor
 effects, or every architecture against the reference) are tested at the alpha that look
 spends (``bench.stats.sequential``), so stopping once all are decided keeps the chance of a
 false better/worse at alpha over all rounds.  Finished runs are reused, as always.
@@ -45,7 +45,7 @@ def look_of(plan: dict[str, Any]) -> Look:
 def answers(records: list[RunRecord], *, margin: float, look: Look | None, baseline: str | None,
             order: list[str]) -> list[Comparison]:
     """Every question of every dataset of the grid, answered from ``records``."""
-    from .report.stats import Evidence, default_reference, questions
+    from .stats.evidence import Evidence, default_reference, questions
     from .storage import tables_from_records
 
     ok = [r for r in records if r.status == STATUS_OK]

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from bench.evaluations import register_metrics
-from bench.report import axes, stats
+from bench.report import axes
+from bench.stats import evidence as stats
 
 SEEDS = range(6)
 

@@ -18,7 +18,7 @@ from test_resume import assert_same_tables
 
 # The digits_run fixture's grid (conftest), to rerun it into a copy.
 DIGITS_GRID = ["--archs", "lenet,dilated", "--dataset", "digits", "--seeds", "2", "--epochs", "2",
-               "--workers", "1", "--no-report"]
+               "--workers", "1", "--no-report", "--evaluations", "default"]  # as conftest.digits_run
 
 
 @pytest.fixture

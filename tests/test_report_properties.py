@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from bench.records import RunRecord
 from bench.report import render_report
-from bench.report import stats as report_stats
+from bench.stats import evidence as report_stats
 from bench.report.load import load
 from bench.stats import METHODS, accuracy_interval
 from bench.stats.metrics import METRICS, metric

@@ -1,4 +1,4 @@
-"""The report's statistics (``bench.report.stats`` over ``bench.stats``) against hand-computed values."""
+"""The report's statistics (``bench.stats.evidence``) against hand-computed values."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from bench.errors import BenchError
-from bench.report import stats
+from bench.stats import evidence as stats
 from bench.report.load import validate
 from bench.stats import BETTER, EQUIVALENT, SEEDS, SEEDS_AND_IMAGES, UNDECIDED, WORSE, holm, t_interval
 

@@ -18,7 +18,7 @@ import pandas as pd
 from ..stats import BETTER, EQUIVALENT, UNDECIDED, WORSE, Comparison
 from ..stats.metrics import ACCURACY, metric
 from ..stats.sentences import interval_label, number
-from . import stats
+from ..stats import evidence as stats
 
 
 def compared_metrics(runs: pd.DataFrame) -> list[str]:

@@ -25,7 +25,7 @@ import seaborn as sns  # noqa: E402
 
 from ..storage import atomic_write_bytes  # noqa: E402
 from ..stats.metrics import ACCURACY, Metric  # noqa: E402
-from . import stats  # noqa: E402
+from ..stats import evidence as stats  # noqa: E402
 
 SCALE = 2  # pixels per CSS pixel: the report shows each PNG at half its width
 DPI = 110 * SCALE

@@ -24,7 +24,8 @@ from ..stats import BETTER, EQUIVALENT, METHODS, UNDECIDED, WORSE, Comparison, d
 from ..stats.metrics import ACCURACY, EPOCH_SECONDS, metric
 from ..stats.sentences import interval_label
 from ..stats.target import default_target, per_epoch_reversals, target_summary, time_to_target
-from . import axes, features, figures, paths, recommend, stats
+from ..stats import evidence as stats
+from . import axes, features, figures, paths, recommend
 from . import robustness as robust
 from .command import reproduce
 from .format import missing, pct, pp, pval, seconds, slug

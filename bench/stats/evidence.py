@@ -1,4 +1,6 @@
-"""The report's tables, computed from one dataset's finished runs with ``bench.stats``.
+"""One dataset's finished runs as the engine's evidence, and the tables computed from it.
+
+The runner (``--until-decided``) and the report both ask these questions; neither imports the other.
 
 Seeds are the unit of replication: two architectures trained with the same seed saw the same
 data order, so comparisons are paired by seed.  When the records hold which test images each
@@ -16,12 +18,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..stats import (
+from . import (
     ALPHA, CONFIDENCE, DEFAULT_MARGIN, Comparison, Look, accuracy_interval, compare_effects,
     compare_table, rank, t_interval, top,
 )
-from ..stats.metrics import ACCURACY, Metric, metric as metric_of
-from ..stats.power import TEST_SET_LIMIT
+from .metrics import ACCURACY, Metric, metric as metric_of
+from .power import TEST_SET_LIMIT
 
 # Preferred reference level of a factor (the "plain" choice) when present.
 REFERENCE_LEVELS = ("std", "standard", "plain", "conv", "max", "maxpool", "none")

@@ -26,6 +26,7 @@ import pandas as pd
 from ..stats import BETTER, EQUIVALENT, UNDECIDED, WORSE, Comparison
 from ..stats.methods import MIN_TRUSTED_SEEDS
 from ..stats.sentences import pp
+from .format import seconds
 
 # Beyond this many seeds per network, a command to settle a comparison is not one anyone runs.
 MAX_SETTLE_SEEDS = 60
@@ -135,20 +136,15 @@ def _cost_reason(frame: pd.DataFrame, chosen: str, contenders: list[str], target
     epoch = _num(row["mean_epoch_seconds"])
     fastest = min(_num(frame.loc[a, "mean_epoch_seconds"]) for a in contenders)
     if math.isfinite(epoch) and epoch <= fastest:
-        parts.append(f"of those it has the fastest epochs ({_secs(epoch)})")
+        parts.append(f"of those it has the fastest epochs ({seconds(epoch)})")
     reach = _num(row["to_target"])
     if target is not None and math.isfinite(reach):
         first = min(_num(frame.loc[a, "to_target"]) for a in contenders)
         if reach <= first:
-            parts.append(f"reaches {target * 100:.2f}% validation accuracy first ({_secs(reach)}, median)")
+            parts.append(f"reaches {target * 100:.2f}% validation accuracy first ({seconds(reach)}, median)")
     if not parts and math.isfinite(epoch):
-        parts.append(f"is the cheapest of them ({_secs(epoch)} epochs)")
+        parts.append(f"is the cheapest of them ({seconds(epoch)} epochs)")
     return " and ".join(parts)
-
-
-def _secs(x: float) -> str:
-    from .format import seconds
-    return seconds(x)
 
 
 def _words(command: str) -> list[str]:

@@ -38,7 +38,7 @@ from bench.errors import BenchError
 from bench.stats import decision, power
 from bench.stats.intervals import holm
 from bench.stats.methods import ALPHA, EQUIVALENT, MIN_TRUSTED_SEEDS, UNDECIDED
-from bench.stats.metrics import ACCURACY, Metric, metric as metric_of
+from bench.stats.metrics import ACCURACY, Metric
 from bench.stats.paired import PairedDifference, Scores, contrast, pair
 from bench.stats.sequential import Look
 from bench.stats.variance import Estimate, estimate
@@ -94,11 +94,6 @@ class Comparison:
     metric: str = ACCURACY.column
     ci_level: float = math.nan
     eq_level: float = math.nan
-
-    @property
-    def better_by(self) -> float:
-        """The difference in the metric's good direction: > 0 when ``arch`` is the better."""
-        return self.diff if metric_of(self.metric).higher_is_better else -self.diff
 
 
 @dataclass(frozen=True)

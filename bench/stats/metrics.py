@@ -39,10 +39,6 @@ class Metric:
         span = self.high - self.low
         return (-span, span)
 
-    @property
-    def bounded(self) -> bool:
-        return math.isfinite(self.low) and math.isfinite(self.high)
-
     def clip_diff(self, lo: float, hi: float) -> tuple[float, float]:
         """An interval for a difference, kept inside the difference's real bounds only."""
         b_lo, b_hi = self.diff_bounds
